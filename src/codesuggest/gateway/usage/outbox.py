@@ -1,0 +1,384 @@
+"""A durable usage outbox: events are committed to SQLite (WAL) before `record()` returns, and a
+shipper delivers them to a sink in batches, at least once.
+
+Writes go through one writer thread per process with group commit: every `record()` call puts
+its rows on a queue and awaits a future; the thread takes everything queued, commits it in one
+transaction (one fsync) and resolves all those futures. The event loop never blocks on disk.
+
+Shipping is safe with several gateway processes sharing the data directory: a shipper claims
+rows by setting a lease (`lease_owner`, `lease_until`) in one `BEGIN IMMEDIATE` transaction,
+delivers them, then marks them delivered. A crash between claim and mark leaves the lease to
+expire, after which any shipper claims the rows again, so sinks must dedupe by `event_id`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import queue
+import random
+import socket
+import sqlite3
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from codesuggest.common.logs import get_logger
+from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.gateway.usage.sinks import Sink
+from codesuggest.tokens import Clock, SystemClock
+
+log = get_logger("codesuggest.gateway.usage")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL DEFAULT 0,
+    lease_owner TEXT,
+    lease_until REAL,
+    delivered_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at)
+    WHERE delivered_at IS NOT NULL;
+"""
+
+CLAIM = """
+UPDATE outbox SET lease_owner = :owner, lease_until = :until, attempts = attempts + 1
+WHERE seq IN (
+    SELECT seq FROM outbox
+    WHERE delivered_at IS NULL AND next_attempt_at <= :now
+      AND (lease_until IS NULL OR lease_until <= :now)
+    ORDER BY seq LIMIT :limit)
+RETURNING seq, payload, attempts
+"""
+
+_MAX_GROUP = 5000
+_STOP = object()
+
+
+class OutboxClosed(RuntimeError):
+    """`record()` after `aclose()`."""
+
+
+@dataclass
+class _Write:
+    rows: list[tuple[str, str, float]]
+    future: asyncio.Future[None]
+    loop: asyncio.AbstractEventLoop
+
+
+def _settle(items: list[_Write], error: BaseException | None) -> None:
+    for item in items:
+        if item.future.done():  # the caller was cancelled; its rows are committed anyway
+            continue
+        if error is None:
+            item.future.set_result(None)
+        else:
+            item.future.set_exception(error)
+
+
+def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
+    """A connection in autocommit mode (transactions are explicit), WAL, waiting on locks."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'FULL' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Outbox:
+    """`UsageRecorder` with durable storage and a shipper; see the module docstring."""
+
+    def __init__(
+        self,
+        path: Path,
+        sink: Sink,
+        *,
+        batch_size: int = 200,
+        flush_interval: float = 1.0,
+        lease_seconds: float = 30.0,
+        sink_timeout: float = 10.0,
+        retry_initial: float = 0.5,
+        retry_max: float = 60.0,
+        keep_delivered: float = 3600.0,
+        synchronous: str = "FULL",
+        close_timeout: float = 5.0,
+        clock: Clock | None = None,
+        ship: bool = True,
+    ) -> None:
+        self.path = path
+        self.sink = sink
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.lease_seconds = lease_seconds
+        self.sink_timeout = sink_timeout
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.keep_delivered = keep_delivered
+        self.synchronous = synchronous
+        self.close_timeout = close_timeout
+        self.clock = clock or SystemClock()
+        self.ship = ship
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.consecutive_failures = 0
+        self.delivered = 0
+        self.commits = 0  # outbox transactions by the writer thread (group commit shows here)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._conn_lock = threading.Lock()  # the shipper's connection, used from worker threads
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._shipper: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._closed = False
+        self._unannounced = 0  # rows committed since the shipper was last woken (writer thread)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._conn = await asyncio.to_thread(self._open)
+        self._writer = threading.Thread(target=self._write_loop, name="usage-outbox", daemon=True)
+        self._writer.start()
+        if self.ship:
+            self._shipper = asyncio.create_task(self._ship_loop(), name="usage-shipper")
+
+    def _open(self) -> sqlite3.Connection:
+        conn = connect(self.path, self.synchronous)
+        conn.executescript(SCHEMA)
+        return conn
+
+    async def aclose(self) -> None:
+        """Commit everything recorded, ship what the sink takes within `close_timeout`, and
+        leave the rest (unleased) for the next start."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._writer is not None:
+            self._queue.put(_STOP)
+            await asyncio.to_thread(self._writer.join)
+        if self._shipper is not None:
+            self._stopping = True
+            self.poke()
+            await self._shipper
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drain(), timeout=self.close_timeout)
+        await self.sink.aclose()
+        if self._conn is not None:
+            with self._conn_lock:
+                self._conn.close()
+
+    async def _drain(self) -> None:
+        with contextlib.suppress(Exception):
+            while await self.ship_once() > 0:
+                pass
+
+    # -- recording -------------------------------------------------------------------------
+
+    async def record(self, *events: UsageEvent) -> None:
+        """Return once the events are committed to the outbox (or raise if they could not be)."""
+        if not events:
+            return
+        if self._closed or self._writer is None:
+            raise OutboxClosed("the usage outbox is not running")
+        now = self.clock.now()
+        rows = [(e.event_id, e.model_dump_json(exclude_none=True), now) for e in events]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Write(rows, future, loop))
+        await future
+
+    def _write_loop(self) -> None:
+        conn = connect(self.path, self.synchronous)
+        try:
+            stop = False
+            while not stop:
+                first = self._queue.get()
+                if first is _STOP:
+                    break
+                items: list[_Write] = [first]  # type: ignore[list-item]
+                while len(items) < _MAX_GROUP:
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is _STOP:
+                        stop = True
+                        break
+                    items.append(item)  # type: ignore[arg-type]
+                self._commit(conn, items)
+        finally:
+            conn.close()
+
+    def _commit(self, conn: sqlite3.Connection, items: list[_Write]) -> None:
+        rows = [row for item in items for row in item.rows]
+        error: BaseException | None = None
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO outbox (event_id, payload, created_at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (event_id) DO NOTHING",
+                    rows,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self.commits += 1
+        except sqlite3.Error as exc:
+            log.error("usage outbox write failed", error=f"{type(exc).__name__}: {exc}")
+            error = OSError(f"usage outbox write failed: {exc}")
+        by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
+        for item in items:
+            by_loop.setdefault(item.loop, []).append(item)
+        for loop, group in by_loop.items():
+            with contextlib.suppress(RuntimeError):  # loop already closed
+                loop.call_soon_threadsafe(_settle, group, error)
+        if error is None:
+            self._unannounced += len(rows)
+            if self._unannounced >= self.batch_size and self._loop is not None:
+                self._unannounced = 0
+                with contextlib.suppress(RuntimeError):
+                    self._loop.call_soon_threadsafe(self.poke)
+
+    # -- shipping --------------------------------------------------------------------------
+
+    def poke(self) -> None:
+        """Wake the shipper now (more than a batch is waiting, a test moved the clock, ...)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._wake is not None
+        if self._wake.is_set():
+            self._wake.clear()
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()
+
+    def backoff(self, failures: int) -> float:
+        """Exponential back-off with jitter: initial * 2^(failures-1), capped at `retry_max`."""
+        delay = min(self.retry_max, self.retry_initial * 2 ** max(0, failures - 1))
+        return delay * (0.5 + random.random() / 2)
+
+    async def _ship_loop(self) -> None:
+        rounds = 0
+        while not self._stopping:
+            try:
+                shipped = await self.ship_once()
+            except Exception as exc:
+                self.consecutive_failures += 1
+                delay = self.backoff(self.consecutive_failures)
+                log.warning(
+                    "usage delivery failed",
+                    sink=self.sink.name,
+                    error=f"{type(exc).__name__}: {exc}",
+                    failures=self.consecutive_failures,
+                    retry_in=round(delay, 3),
+                )
+                await self._sleep(delay)
+                continue
+            if self.consecutive_failures:
+                log.info("usage delivery recovered", sink=self.sink.name)
+            self.consecutive_failures = 0
+            rounds += 1
+            if rounds % 100 == 0 and self.keep_delivered:
+                await asyncio.to_thread(self._prune)
+            if shipped < self.batch_size:
+                await self._sleep(self.flush_interval)
+
+    async def ship_once(self) -> int:
+        """Claim one batch, deliver it, mark it delivered. Returns how many were delivered;
+        raises (after releasing the batch for a later retry) if the sink did not acknowledge."""
+        claimed = await asyncio.to_thread(self._claim)
+        if not claimed:
+            return 0
+        seqs = [seq for seq, _, _ in claimed]
+        try:
+            await asyncio.wait_for(
+                self.sink.deliver([payload for _, payload, _ in claimed]),
+                timeout=self.sink_timeout,
+            )
+        except BaseException:
+            attempts = max(a for _, _, a in claimed)
+            await asyncio.shield(
+                asyncio.to_thread(self._release, seqs, self.clock.now() + self.backoff(attempts))
+            )
+            raise
+        await asyncio.shield(asyncio.to_thread(self._mark_delivered, seqs))
+        self.delivered += len(seqs)
+        return len(seqs)
+
+    def _transaction(self, sql: str, params: Sequence[object] | dict[str, object]) -> list:
+        assert self._conn is not None
+        conn = self._conn
+        with self._conn_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = conn.execute(sql, params).fetchall()
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return rows
+
+    def _claim(self) -> list[tuple[int, str, int]]:
+        now = self.clock.now()
+        rows = self._transaction(
+            CLAIM,
+            {
+                "owner": self.owner,
+                "until": now + self.lease_seconds,
+                "now": now,
+                "limit": self.batch_size,
+            },
+        )
+        return sorted(rows)
+
+    def _release(self, seqs: list[int], retry_at: float) -> None:
+        self._transaction(
+            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ? "
+            "WHERE lease_owner = ? AND delivered_at IS NULL "
+            "AND seq IN (SELECT value FROM json_each(?))",
+            [retry_at, self.owner, json.dumps(seqs)],
+        )
+
+    def _mark_delivered(self, seqs: list[int]) -> None:
+        self._transaction(
+            "UPDATE outbox SET delivered_at = ?, lease_owner = NULL, lease_until = NULL "
+            "WHERE seq IN (SELECT value FROM json_each(?))",
+            [self.clock.now(), json.dumps(seqs)],
+        )
+
+    def _prune(self) -> None:
+        self._transaction(
+            "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
+            [self.clock.now() - self.keep_delivered],
+        )
+
+    # -- inspection ------------------------------------------------------------------------
+
+    async def pending(self) -> int:
+        """Events recorded but not yet acknowledged by the sink (all processes)."""
+
+        def count() -> int:
+            assert self._conn is not None
+            with self._conn_lock:
+                sql = "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"
+                return self._conn.execute(sql).fetchone()[0]
+
+        return await asyncio.to_thread(count)

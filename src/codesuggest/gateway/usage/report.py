@@ -1,0 +1,221 @@
+"""`codesuggest usage report`: usage per user, day or language, read from the JSONL sink
+(deduplicated by `event_id`) or from an instance's `GET /api/v4/usage/report`."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Usage events recorded by the gateway.", no_args_is_help=True)
+
+COLUMNS = (
+    "requested",
+    "served",
+    "empty",
+    "errors",
+    "direct",
+    "monolith",
+    "shown",
+    "accepted",
+    "rejected",
+    "tokens_issued",
+)
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+class GroupBy(StrEnum):
+    user = "user"
+    day = "day"
+    language = "language"
+
+
+def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
+    """`1d`, `12h`, `30m`, `2w` back from now, or an ISO-8601 date/time (UTC if naive)."""
+    if not value:
+        return None
+    now = now or datetime.now(UTC)
+    match = _RELATIVE.match(value.strip())
+    if match:
+        return now - timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"--since {value!r} is neither ISO-8601 nor like 1d/12h/30m") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Events from a JSONL sink file; a torn last line (crash mid-write) is skipped."""
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                event = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and event.get("event_id"):
+                yield event
+
+
+def dedupe(events: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """At-least-once delivery may repeat an event: keep the first of each `event_id`."""
+    seen: set[str] = set()
+    for event in events:
+        if event["event_id"] not in seen:
+            seen.add(event["event_id"])
+            yield event
+
+
+def _timestamp(event: dict[str, Any]) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(str(event.get("timestamp")))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def group_key(event: dict[str, Any], by: GroupBy) -> str:
+    if by is GroupBy.user:
+        return str(event.get("global_user_id") or "-")
+    if by is GroupBy.language:
+        return str(event.get("language") or "-")
+    when = _timestamp(event)
+    return when.astimezone(UTC).date().isoformat() if when else "-"
+
+
+def summarise(
+    events: Iterable[dict[str, Any]], by: GroupBy, since: datetime | None = None
+) -> list[dict[str, Any]]:
+    """One row per group: counts of requests (by status and path), client-reported
+    shown/accepted/rejected (summing `count`), and user tokens issued."""
+    rows: dict[str, dict[str, Any]] = {}
+    for event in dedupe(events):
+        if since is not None:
+            when = _timestamp(event)
+            if when is None or when < since:
+                continue
+        row = rows.setdefault(group_key(event, by), dict.fromkeys(COLUMNS, 0))
+        name = event.get("name")
+        count = int(event.get("count") or 1)
+        if name == "code_suggestion_requested":
+            row["requested"] += 1
+            status = str(event.get("status") or "")
+            if status == "served":
+                row["served"] += 1
+            elif status == "empty":
+                row["empty"] += 1
+            elif status.startswith("error"):
+                row["errors"] += 1
+            if event.get("path") in ("direct", "monolith"):
+                row[event["path"]] += 1
+        elif name == "user_token_issued":
+            row["tokens_issued"] += 1
+        elif name in (
+            "code_suggestion_shown",
+            "code_suggestion_accepted",
+            "code_suggestion_rejected",
+        ):
+            row[name.removeprefix("code_suggestion_")] += count
+    return [{"key": key, **rows[key]} for key in sorted(rows)]
+
+
+def totals(rows: list[dict[str, Any]]) -> dict[str, int]:
+    return {column: sum(row[column] for row in rows) for column in COLUMNS}
+
+
+def fetch_instance_report(
+    url: str, token: str, by: GroupBy, since: datetime | None
+) -> list[dict[str, Any]]:
+    params = {"by": by.value}
+    if since is not None:
+        params["since"] = since.isoformat()
+    response = httpx.get(
+        url.rstrip("/") + "/api/v4/usage/report",
+        params=params,
+        headers={"PRIVATE-TOKEN": token},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise RuntimeError(f"instance answered {response.status_code}: {response.text[:300]}")
+    return response.json()["rows"]
+
+
+def default_source() -> Path:
+    """The embedded default's JSONL sink, from the gateway's settings."""
+    from codesuggest.gateway.settings import GatewaySettings
+
+    settings = GatewaySettings()
+    usage = getattr(settings, "usage", None)
+    configured = getattr(usage, "jsonl_path", None)
+    return Path(configured) if configured else settings.data_dir / "usage.jsonl"
+
+
+def _render(rows: list[dict[str, Any]], by: GroupBy, console: Console) -> None:
+    table = Table(title=f"usage by {by.value}")
+    table.add_column(by.value)
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(row["key"], *(str(row[c]) for c in COLUMNS))
+    if rows:
+        table.add_section()
+        table.add_row("total", *(str(v) for v in totals(rows).values()))
+    console.print(table)
+
+
+@app.command()
+def report(
+    since: str = typer.Option(None, help="ISO-8601 date/time, or 30m / 12h / 1d / 2w back."),
+    by: GroupBy = typer.Option(GroupBy.user, help="Group rows by user, day or language."),
+    source: Path = typer.Option(None, help="JSONL sink file (default: the gateway's usage.jsonl)."),
+    instance: str = typer.Option(None, help="Instance URL: read its usage_events instead."),
+    token: str = typer.Option(
+        None, envvar="CODESUGGEST_USAGE_TOKEN", help="Admin PAT for --instance."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Summarise usage: requests (served/empty/errors, direct/monolith), accepted suggestions
+    and tokens issued, per user, day or language."""
+    try:
+        since_at = parse_since(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--since") from exc
+    if instance and source:
+        raise typer.BadParameter("use either --source or --instance", param_hint="--source")
+    if instance:
+        if not token:
+            raise typer.BadParameter("--instance needs --token (an admin PAT)")
+        try:
+            rows = fetch_instance_report(instance, token, by, since_at)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+    else:
+        path = source or default_source()
+        if not path.exists():
+            typer.echo(f"error: no usage file at {path}", err=True)
+            raise typer.Exit(1)
+        rows = summarise(read_jsonl(path), by, since_at)
+    if as_json:
+        document = {
+            "by": by.value,
+            "since": since_at.isoformat() if since_at else None,
+            "rows": rows,
+            "total": totals(rows),
+        }
+        typer.echo(json.dumps(document, indent=2))
+    else:
+        _render(rows, by, Console())

@@ -1,0 +1,260 @@
+"""The durable outbox: commit before `record()` returns, group commit, shipping with retries,
+leases across processes, and flushing on close."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.gateway.usage.outbox import Outbox, OutboxClosed
+from codesuggest.gateway.usage.sinks import HttpSink, JsonlSink
+from codesuggest.tokens import ManualClock
+
+
+def event(n: int = 0, **fields) -> UsageEvent:
+    return UsageEvent(
+        name="code_suggestion_requested",
+        global_user_id=f"user-{n % 7}",
+        request_id=f"req-{n}",
+        status="served",
+        **fields,
+    )
+
+
+async def eventually(predicate, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.01)
+
+
+def rows(path: Path) -> list[tuple]:
+    with sqlite3.connect(path) as conn:
+        return conn.execute(
+            "SELECT event_id, payload, delivered_at, lease_owner FROM outbox ORDER BY seq"
+        ).fetchall()
+
+
+def jsonl_ids(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [json.loads(line)["event_id"] for line in path.read_text().splitlines()]
+
+
+async def test_record_returns_after_the_event_is_committed(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False)
+    await outbox.start()
+    try:
+        e = event(1, language="python")
+        await outbox.record(e)
+        # A separate connection (another process would see the same) finds the row.
+        stored = rows(tmp_path / "outbox.db")
+        assert [r[0] for r in stored] == [e.event_id]
+        assert json.loads(stored[0][1])["language"] == "python"
+        assert stored[0][2] is None  # not delivered yet
+    finally:
+        await outbox.aclose()
+
+
+async def test_concurrent_records_share_commits(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False)
+    await outbox.start()
+    try:
+        events = [event(i) for i in range(500)]
+        await asyncio.gather(*(outbox.record(e) for e in events))
+        assert len(rows(tmp_path / "outbox.db")) == 500
+        # Group commit: far fewer transactions (fsyncs) than events.
+        assert outbox.commits < 250
+    finally:
+        await outbox.aclose()
+
+
+async def test_same_event_recorded_twice_is_stored_once(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False)
+    await outbox.start()
+    try:
+        e = event(1)
+        await outbox.record(e)
+        await outbox.record(e)
+        assert len(rows(tmp_path / "outbox.db")) == 1
+    finally:
+        await outbox.aclose()
+
+
+async def test_record_after_close_raises(tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"))
+    await outbox.start()
+    await outbox.aclose()
+    with pytest.raises(OutboxClosed):
+        await outbox.record(event())
+
+
+async def test_shipper_delivers_to_the_sink_and_marks_rows_delivered(tmp_path):
+    sink_path = tmp_path / "u.jsonl"
+    outbox = Outbox(
+        tmp_path / "outbox.db", JsonlSink(sink_path), batch_size=50, flush_interval=0.05
+    )
+    await outbox.start()
+    try:
+        events = [event(i) for i in range(120)]
+        for chunk in range(0, 120, 40):
+            await asyncio.gather(*(outbox.record(e) for e in events[chunk : chunk + 40]))
+        await eventually(lambda: len(jsonl_ids(sink_path)) == 120)
+        assert sorted(jsonl_ids(sink_path)) == sorted(e.event_id for e in events)
+        assert await outbox.pending() == 0
+        assert all(r[2] is not None and r[3] is None for r in rows(tmp_path / "outbox.db"))
+    finally:
+        await outbox.aclose()
+
+
+async def test_close_flushes_what_is_pending(tmp_path):
+    sink_path = tmp_path / "u.jsonl"
+    # A long poll interval: only aclose() can ship these in time.
+    outbox = Outbox(tmp_path / "outbox.db", JsonlSink(sink_path), flush_interval=3600)
+    await outbox.start()
+    await asyncio.sleep(0)  # let the shipper run its first (empty) round
+    events = [event(i) for i in range(30)]
+    await asyncio.gather(*(outbox.record(e) for e in events))
+    await outbox.aclose()
+    assert sorted(jsonl_ids(sink_path)) == sorted(e.event_id for e in events)
+
+
+async def test_failed_deliveries_are_retried_with_backoff_until_acknowledged(
+    tmp_path, fresh_collector
+):
+    fresh_collector.fail_next = 3
+    outbox = Outbox(
+        tmp_path / "outbox.db",
+        HttpSink(fresh_collector.url),
+        flush_interval=0.02,
+        retry_initial=0.02,
+        retry_max=0.1,
+    )
+    await outbox.start()
+    try:
+        events = [event(i) for i in range(10)]
+        await asyncio.gather(*(outbox.record(e) for e in events))
+        await eventually(lambda: len(fresh_collector.events) == 10)
+        assert fresh_collector.requests >= 4  # three refusals, then the acknowledged batch
+        assert fresh_collector.received == 10  # refused batches were not half-stored
+        await eventually(lambda: outbox.consecutive_failures == 0)
+        assert await outbox.pending() == 0
+    finally:
+        await outbox.aclose()
+
+
+def test_backoff_grows_exponentially_and_is_capped(tmp_path):
+    outbox = Outbox(tmp_path / "o.db", JsonlSink(tmp_path / "u"), retry_initial=1, retry_max=8)
+    delays = [outbox.backoff(n) for n in (1, 2, 3, 4, 10)]
+    assert 0.5 <= delays[0] <= 1
+    assert 1 <= delays[1] <= 2
+    assert 2 <= delays[2] <= 4
+    assert 4 <= delays[3] <= 8
+    assert 4 <= delays[4] <= 8
+
+
+async def test_close_with_the_sink_down_keeps_events_for_the_next_start(tmp_path, fresh_collector):
+    fresh_collector.fail_next = 10**6
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, HttpSink(fresh_collector.url), flush_interval=0.02, close_timeout=0.2)
+    await outbox.start()
+    events = [event(i) for i in range(5)]
+    await asyncio.gather(*(outbox.record(e) for e in events))
+    await outbox.aclose()
+    assert fresh_collector.events == {}
+    assert all(r[2] is None and r[3] is None for r in rows(path))  # pending, not leased
+
+    fresh_collector.fail_next = 0
+    again = Outbox(path, HttpSink(fresh_collector.url), flush_interval=0.02)
+    await again.start()
+    try:
+        await eventually(lambda: len(fresh_collector.events) == 5)
+        assert set(fresh_collector.events) == {e.event_id for e in events}
+    finally:
+        await again.aclose()
+
+
+async def test_rows_leased_by_a_crashed_shipper_are_delivered_after_the_lease(
+    tmp_path, fresh_collector
+):
+    clock = ManualClock()
+    path = tmp_path / "outbox.db"
+    crashed = Outbox(path, HttpSink(fresh_collector.url), lease_seconds=30, clock=clock, ship=False)
+    await crashed.start()
+    events = [event(i) for i in range(8)]
+    await asyncio.gather(*(crashed.record(e) for e in events))
+    claimed = await asyncio.to_thread(crashed._claim)  # claims, then "dies" before delivering
+    assert len(claimed) == 8
+
+    survivor = Outbox(
+        path, HttpSink(fresh_collector.url), lease_seconds=30, clock=clock, ship=False
+    )
+    await survivor.start()
+    try:
+        assert await survivor.ship_once() == 0  # the lease still holds
+        clock.advance(31)
+        assert await survivor.ship_once() == 8
+        assert set(fresh_collector.events) == {e.event_id for e in events}
+        assert await survivor.pending() == 0
+    finally:
+        await survivor.aclose()
+        await crashed.aclose()
+
+
+SHIPPER_PROCESS = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from codesuggest.gateway.usage.events import UsageEvent
+    from codesuggest.gateway.usage.outbox import Outbox
+    from codesuggest.gateway.usage.sinks import JsonlSink
+
+    async def main(db, sink, name, n):
+        outbox = Outbox(Path(db), JsonlSink(Path(sink)), batch_size=25, flush_interval=0.01)
+        await outbox.start()
+        for i in range(n):
+            e = UsageEvent(name="code_suggestion_requested", request_id=f"{name}-{i}")
+            await outbox.record(e)
+        while await outbox.pending():
+            await asyncio.sleep(0.01)
+        await outbox.aclose()
+        print(outbox.delivered)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    """
+)
+
+
+def test_processes_sharing_one_outbox_deliver_each_event_once(tmp_path):
+    db, sink = tmp_path / "outbox.db", tmp_path / "usage.jsonl"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHIPPER_PROCESS, str(db), str(sink), name, "300"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("a", "b", "c")
+    ]
+    delivered = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        delivered.append(int(out.strip()))
+    lines = [json.loads(line) for line in sink.read_text().splitlines()]
+    ids = [line["event_id"] for line in lines]
+    assert len(ids) == 900
+    assert len(set(ids)) == 900  # leases are exclusive: no event shipped twice
+    assert {line["request_id"] for line in lines} == {
+        f"{name}-{i}" for name in "abc" for i in range(300)
+    }
+    assert sum(delivered) == 900

@@ -14,18 +14,25 @@ import numpy as np
 from .model import BOS_ID, ORDER, UNK_ID
 
 # weight of the cache model by the longest context it matched (0..5 tokens)
-LAMBDA_BY_MATCH = (0.02, 0.1, 0.25, 0.45, 0.6, 0.7)
+LAMBDA_BY_MATCH = (0.02, 0.05, 0.15, 0.3, 0.45, 0.6)
 
 
 class CacheModel:
-    def __init__(self, ids: list[int]):
+    def __init__(self, ids: list[int], canon: list[int] | None = None):
         self.seq = np.asarray(ids, dtype=np.int64)
-        real = self.seq[(self.seq != BOS_ID) & (self.seq != UNK_ID)]
-        self.uniq, self.ucount = np.unique(real, return_counts=True)
-        self.total = int(real.size)
+        self.canon = np.asarray(canon, dtype=np.int64) if canon is not None else None
+        self._unigrams: dict[bool, tuple[np.ndarray, np.ndarray, int]] = {}
+
+    def unigrams(self, canonical: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
+        if canonical not in self._unigrams:
+            seq = self.canon if canonical else self.seq
+            real = seq[(self.seq != BOS_ID) & (self.seq != UNK_ID)]
+            u, c = np.unique(real, return_counts=True)
+            self._unigrams[canonical] = (u, c, int(real.size))
+        return self._unigrams[canonical]
 
     def query(self, hist: list[int]) -> list[np.ndarray]:
-        """Successor ids of the history's contexts of length 1, 2, ... (longest last)."""
+        """Successor positions of the history's contexts of length 1, 2, ... (longest last)."""
         seq = self.seq
         if seq.size < 2 or not hist:
             return []
@@ -33,8 +40,8 @@ class CacheModel:
         levels: list[np.ndarray] = []
         length = 1
         while pos.size:
-            succ = seq[pos + 1]
-            succ = succ[succ != BOS_ID]
+            succ = pos + 1
+            succ = succ[seq[succ] != BOS_ID]
             if not succ.size:
                 break
             levels.append(succ)
@@ -50,21 +57,26 @@ class CacheModel:
     def candidates(self, levels: list[np.ndarray]) -> np.ndarray:
         if not levels:
             return np.empty(0, dtype=np.int64)
-        return np.unique(np.concatenate(levels[-3:]))
+        return np.unique(self.seq[np.concatenate(levels[-3:])])
 
-    def prob(self, levels: list[np.ndarray], cand: np.ndarray) -> np.ndarray:
+    def prob(
+        self, levels: list[np.ndarray], cand: np.ndarray, canonical: bool = False
+    ) -> np.ndarray:
+        """Witten-Bell probabilities of ``cand`` (canonical ids if ``canonical``)."""
         cand = np.asarray(cand, dtype=np.int64)
-        p = np.full(cand.size, 1.0 / (self.uniq.size + 1))
-        if self.total:
-            idx = np.minimum(np.searchsorted(self.uniq, cand), self.uniq.size - 1)
-            c = np.where(self.uniq[idx] == cand, self.ucount[idx], 0)
-            t = self.uniq.size
-            p = (c + t * p) / (self.total + t)
-        for succ in levels:
-            u, cnt = np.unique(succ, return_counts=True)
+        seq = self.canon if canonical else self.seq
+        uniq, ucount, total = self.unigrams(canonical)
+        p = np.full(cand.size, 1.0 / (uniq.size + 1))
+        if total:
+            idx = np.minimum(np.searchsorted(uniq, cand), uniq.size - 1)
+            c = np.where(uniq[idx] == cand, ucount[idx], 0)
+            t = uniq.size
+            p = (c + t * p) / (total + t)
+        for pos in levels:
+            u, cnt = np.unique(seq[pos], return_counts=True)
             idx = np.minimum(np.searchsorted(u, cand), u.size - 1)
             c = np.where(u[idx] == cand, cnt[idx], 0)
-            p = (c + u.size * p) / (succ.size + u.size)
+            p = (c + u.size * p) / (pos.size + u.size)
         return p
 
     @staticmethod

@@ -137,7 +137,19 @@ def complete(
         cache_ids += [BOS_ID] + [vocab.id(t) for t in lex(suffix[:SUFFIX_CHARS]).tokens]
     hist = [BOS_ID] * (ORDER - 1) + [vocab.id(t) for t in tokens]
     cache_ids += hist
-    cache = CacheModel(cache_ids)
+    core = partial.lstrip()
+    canon = None
+    if core:
+        # identifiers match whatever whitespace precedes them: ``def frob`` defines
+        # " frob", which completes ``frob`` at the start of a line too.
+        strip_ids: dict[int, int] = {}
+        canon = []
+        for i in cache_ids:
+            c = strip_ids.get(i)
+            if c is None:
+                c = strip_ids[i] = vocab.id(vocab.text(i).lstrip())
+            canon.append(c)
+    cache = CacheModel(cache_ids, canon)
     size = model.size if model is not None else 0
 
     out: list[str] = []
@@ -149,11 +161,18 @@ def complete(
         ghist = [i if i < size else UNK_ID for i in hist[-(ORDER - 1) :]]
         ctxs = model.contexts(ghist) if model is not None else []
         levels = cache.query(hist)
-        if step == 0 and partial:
+        first_partial = step == 0 and bool(partial)
+        if first_partial:
             pool = [cache.candidates(levels), np.asarray(vocab.starting_with(partial))]
             if model is not None:
                 pool.append(model.prefix_ids(partial, PREFIX_LIMIT))
                 pool.append(model.candidates(ctxs))
+            if core:
+                ws = partial[: len(partial) - len(core)]
+                for i in np.unique(cache.seq).tolist():
+                    t = vocab.text(i).lstrip()
+                    if t.startswith(core):
+                        pool.append(np.asarray([vocab.id(ws + t)]))
             cand = np.unique(np.concatenate(pool).astype(np.int64))
             cand = cand[[vocab.text(int(i)).startswith(partial) for i in cand]]
         else:
@@ -165,17 +184,26 @@ def complete(
         if not cand.size:
             break
         lam = cache.weight(levels) if model is not None else 1.0
-        p = lam * cache.prob(levels, cand)
+        if first_partial and core:
+            canon_cand = np.asarray([vocab.id(vocab.text(int(i)).lstrip()) for i in cand])
+            pc = cache.prob(levels, canon_cand, canonical=True)
+            lam = max(lam, 0.3)  # the request's own identifiers matter most here
+        else:
+            pc = cache.prob(levels, cand)
+        if first_partial:
+            pc = pc / pc.sum()
+        p = lam * pc
         if model is not None:
-            p += (1.0 - lam) * model.prob(ctxs, cand)
-        if step == 0 and partial:
-            p = p / p.sum()
+            pg = model.prob(ctxs, cand)
+            if first_partial:
+                pg = pg / max(pg.sum(), 1e-12)
+            p += (1.0 - lam) * pg
         best = int(np.argmax(p))
         tok_id = int(cand[best])
         tok = vocab.text(tok_id)
         if p[best] < (FIRST_MIN_P if step == 0 else NEXT_MIN_P) or not _emittable(tok):
             break
-        if step == 0 and partial:
+        if first_partial:
             text = tok[len(partial) :]
         else:
             text = tok

@@ -1,0 +1,16 @@
+"""The one `codesuggest` command; each part contributes a sub-command group."""
+
+import typer
+
+from codesuggest.gateway.cli import app as gateway_app
+from codesuggest.gateway.usage.report import app as usage_app
+from codesuggest.portal.cli import app as portal_app
+
+app = typer.Typer(
+    help="codesuggest: AI code completions straight from the gateway to your editor.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(gateway_app, name="gateway")
+app.add_typer(usage_app, name="usage")
+app.add_typer(portal_app, name="portal")

@@ -1,0 +1,42 @@
+"""Gateway configuration (env prefix `CODESUGGEST_GATEWAY_`; nested fields use `__`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import BaseModel, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from codesuggest.tokens.claims import DEFAULT_SERVICE_NAME
+
+
+class TrustedIssuer(BaseModel):
+    """An issuer whose tokens the gateway accepts. `portal` issues self-managed instance tokens;
+    `saas-instance` issues SaaS instance tokens and user tokens (`token_kind: user`)."""
+
+    url: str
+    kind: Literal["portal", "saas-instance"]
+
+
+class GatewaySettings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CODESUGGEST_GATEWAY_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    service_name: str = DEFAULT_SERVICE_NAME
+    public_url: str = "http://127.0.0.1:8183"
+    trusted_issuers: list[TrustedIssuer] = []
+    data_dir: Path = Path(user_data_dir("codesuggest")) / "gateway"
+    # The key that signs user tokens, and an older one still accepted during rotation.
+    signing_key: SecretStr | None = None
+    signing_key_file: Path | None = None
+    validation_key: SecretStr | None = None
+    validation_key_file: Path | None = None
+    leeway: float = 30.0
+    user_token_lifetime: int = 3600
+    jwks_min_refetch_interval: float = 30.0
+    jwks_retry_max: float = 30.0
+    jwks_timeout: float = 5.0
+    log_level: str = "INFO"

@@ -31,11 +31,21 @@ def event(n: int = 0, **fields) -> UsageEvent:
 
 
 async def eventually(predicate, within: float = 10.0) -> None:
+    """Poll `predicate` (sync or async) until true, failing after `within` seconds."""
     deadline = time.monotonic() + within
-    while not predicate():
+
+    async def holds() -> bool:
+        value = predicate()
+        return await value if asyncio.iscoroutine(value) else value
+
+    while not await holds():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.01)
+
+
+async def no_pending(outbox: Outbox) -> bool:
+    return await outbox.pending() == 0
 
 
 def rows(path: Path) -> list[tuple]:
@@ -111,7 +121,7 @@ async def test_shipper_delivers_to_the_sink_and_marks_rows_delivered(tmp_path):
             await asyncio.gather(*(outbox.record(e) for e in events[chunk : chunk + 40]))
         await eventually(lambda: len(jsonl_ids(sink_path)) == 120)
         assert sorted(jsonl_ids(sink_path)) == sorted(e.event_id for e in events)
-        assert await outbox.pending() == 0
+        await eventually(lambda: no_pending(outbox))
         assert all(r[2] is not None and r[3] is None for r in rows(tmp_path / "outbox.db"))
     finally:
         await outbox.aclose()
@@ -148,7 +158,7 @@ async def test_failed_deliveries_are_retried_with_backoff_until_acknowledged(
         assert fresh_collector.requests >= 4  # three refusals, then the acknowledged batch
         assert fresh_collector.received == 10  # refused batches were not half-stored
         await eventually(lambda: outbox.consecutive_failures == 0)
-        assert await outbox.pending() == 0
+        await eventually(lambda: no_pending(outbox))
     finally:
         await outbox.aclose()
 

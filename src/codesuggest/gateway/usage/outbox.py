@@ -292,9 +292,9 @@ class Outbox:
                 )
                 await self._sleep(delay)
                 continue
-            if self.consecutive_failures:
+            if shipped and self.consecutive_failures:
                 log.info("usage delivery recovered", sink=self.sink.name)
-            self.consecutive_failures = 0
+                self.consecutive_failures = 0
             rounds += 1
             if rounds % 100 == 0 and self.keep_delivered:
                 await asyncio.to_thread(self._prune)

@@ -165,7 +165,7 @@ def default_source() -> Path:
 
 def _render(rows: list[dict[str, Any]], by: GroupBy, console: Console) -> None:
     table = Table(title=f"usage by {by.value}")
-    table.add_column(by.value)
+    table.add_column(by.value, overflow="fold")
     for column in COLUMNS:
         table.add_column(column, justify="right")
     for row in rows:

@@ -1,0 +1,85 @@
+"""The portal's GraphQL schema: `cloudConnectorAccess` (CONTRACTS.md section 3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import strawberry
+from starlette.concurrency import run_in_threadpool
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.scalars import JSON
+
+from codesuggest.portal.access import AccessGrant, AccessService
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    service: AccessService
+    headers: Mapping[str, str]
+
+
+@strawberry.type
+class ServiceToken:
+    token: str
+    expires_at: str = strawberry.field(description="ISO-8601 (UTC) expiry of the token.")
+
+
+@strawberry.type
+class AvailableService:
+    name: str
+    service_start_time: str = strawberry.field(description="ISO-8601 (UTC).")
+    bundled_with: list[str] = strawberry.field(description="Add-ons that include the service.")
+
+
+@strawberry.type
+class CloudConnectorAccess:
+    service_token: ServiceToken | None
+    available_services: list[AvailableService]
+    catalog: JSON
+
+
+def _to_graphql(grant: AccessGrant, audience: str) -> CloudConnectorAccess:
+    token = grant.service_token
+    return CloudConnectorAccess(
+        service_token=None
+        if token is None
+        else ServiceToken(token=token.token, expires_at=token.expires_at.isoformat()),
+        available_services=[
+            AvailableService(
+                name=s.name,
+                service_start_time=s.service_start_time.isoformat(),
+                bundled_with=s.bundled_with,
+            )
+            for s in grant.available_services
+        ],
+        catalog=grant.catalog(audience),
+    )
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Check a licence and issue an instance token for it.")
+    async def cloud_connector_access(
+        self, info: strawberry.Info, license_key: str, gitlab_version: str
+    ) -> CloudConnectorAccess | None:
+        context: RequestContext = info.context
+        grant = await run_in_threadpool(
+            context.service.check, license_key, gitlab_version, context.headers
+        )
+        return _to_graphql(grant, context.service.audience)
+
+
+class PortalSchema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:  # type: ignore[no-untyped-def]
+        """Errors are logged (without secrets) by the HTTP endpoint, not here."""
+
+
+schema = PortalSchema(
+    query=Query,
+    extensions=[
+        lambda: MaxAliasesLimiter(max_alias_count=2),
+        lambda: MaxTokensLimiter(max_token_count=1000),
+        lambda: QueryDepthLimiter(max_depth=10),
+    ],
+)

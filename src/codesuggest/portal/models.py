@@ -1,0 +1,138 @@
+"""Portal tables: customers, licences, add-on purchases, instances seen, signing keys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+KEY_PUBLISHED = "published"
+KEY_SIGNING = "signing"
+KEY_RETIRED = "retired"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite has no time zones), always read back as aware UTC."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not accepted; use UTC-aware ones")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    licences: Mapped[list[Licence]] = relationship(back_populates="customer")
+
+
+class Licence(Base):
+    """A licence; the key itself is shown once at creation and only its SHA-256 is kept."""
+
+    __tablename__ = "licences"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    cloud: Mapped[bool] = mapped_column(Boolean)
+    trial: Mapped[bool] = mapped_column(Boolean)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    grace_period_days: Mapped[int] = mapped_column(Integer)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    customer: Mapped[Customer] = relationship(back_populates="licences")
+    addons: Mapped[list[AddonPurchase]] = relationship(
+        back_populates="licence", cascade="all, delete-orphan", order_by="AddonPurchase.id"
+    )
+    instances: Mapped[list[LicenceInstance]] = relationship(
+        back_populates="licence", cascade="all, delete-orphan", order_by="LicenceInstance.id"
+    )
+
+
+class AddonPurchase(Base):
+    __tablename__ = "addon_purchases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"), index=True)
+    name: Mapped[str] = mapped_column(String(64))
+    seats: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    licence: Mapped[Licence] = relationship(back_populates="addons")
+
+
+class LicenceInstance(Base):
+    """An instance that has synced with a licence (what `x-gitlab-*` headers said)."""
+
+    __tablename__ = "licence_instances"
+    __table_args__ = (UniqueConstraint("licence_id", "instance_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"))
+    instance_id: Mapped[str] = mapped_column(String(128))
+    host_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    version: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    licence: Mapped[Licence] = relationship(back_populates="instances")
+
+
+class SigningKey(Base):
+    """An RSA key: private half sealed (Fernet), public half as a JWK for the JWKS.
+
+    `tokens_valid_until` is the latest `exp` of any token it signed, so `trim` knows when no
+    token signed by it can still be alive. At most one key is in state `signing`.
+    """
+
+    __tablename__ = "signing_keys"
+    __table_args__ = (
+        Index(
+            "uq_signing_keys_one_signing",
+            "state",
+            unique=True,
+            sqlite_where=text("state = 'signing'"),
+            postgresql_where=text("state = 'signing'"),
+        ),
+    )
+
+    kid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    sealed_pem: Mapped[str] = mapped_column(Text)
+    public_jwk: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    signing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    tokens_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

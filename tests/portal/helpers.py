@@ -1,0 +1,107 @@
+"""Helpers for the portal tests: a real portal on loopback, GraphQL calls, a PostgreSQL database.
+
+Imported as `portal.helpers` (pytest puts tests/ on sys.path).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+from fastapi import FastAPI
+
+from codesuggest.common.serving import bind
+from codesuggest.portal.admin import PortalAdmin
+from codesuggest.portal.app import create_app
+from codesuggest.portal.settings import PortalSettings
+from codesuggest.tokens import ManualClock
+from support.servers import ServerThread
+
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
+START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
+
+ACCESS_QUERY = """
+query cloudConnectorAccess($licenseKey: String!, $gitlabVersion: String!) {
+  cloudConnectorAccess(licenseKey: $licenseKey, gitlabVersion: $gitlabVersion) {
+    serviceToken { token expiresAt }
+    availableServices { name serviceStartTime bundledWith }
+    catalog
+  }
+}
+"""
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, uniquely named database, dropped afterwards."""
+    name = f"portal_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+def instance_headers(
+    instance_id: str | None = None, host: str = "gitlab.example.com", version: str = "17.0.0"
+) -> dict[str, str]:
+    return {
+        "x-gitlab-instance-id": instance_id or str(uuid.uuid4()),
+        "x-gitlab-host-name": host,
+        "x-gitlab-realm": "self-managed",
+        "x-gitlab-version": version,
+    }
+
+
+@dataclass
+class Portal:
+    url: str
+    app: FastAPI
+    admin: PortalAdmin
+    clock: ManualClock
+    settings: PortalSettings
+    http: httpx.Client
+
+    def access(
+        self, licence_key: str, headers: dict[str, str] | None = None, version: str = "17.0.0"
+    ) -> httpx.Response:
+        return self.http.post(
+            "/graphql",
+            json={
+                "query": ACCESS_QUERY,
+                "variables": {"licenseKey": licence_key, "gitlabVersion": version},
+            },
+            headers=instance_headers() if headers is None else headers,
+        )
+
+    def licence_with_addon(self, **kwargs: Any) -> str:
+        created = self.admin.create_licence(**kwargs)
+        self.admin.add_addon(created.id)
+        return created.key
+
+
+def start_portal(database_url: str, data_dir: Path) -> tuple[Portal, ServerThread]:
+    port = free_port()
+    clock = ManualClock(START)
+    settings = PortalSettings(
+        url=f"http://127.0.0.1:{port}", data_dir=data_dir, database_url=database_url
+    )
+    app = create_app(settings, clock=clock)
+    server = ServerThread(app, port=port).start()
+    http = httpx.Client(base_url=server.url, timeout=10)
+    return Portal(server.url, app, app.state.admin, clock, settings, http), server

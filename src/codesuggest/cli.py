@@ -4,6 +4,7 @@ import typer
 
 from codesuggest.gateway.cli import app as gateway_app
 from codesuggest.gateway.usage.report import app as usage_app
+from codesuggest.instance.cli import app as instance_app
 from codesuggest.portal.cli import app as portal_app
 
 app = typer.Typer(
@@ -14,3 +15,4 @@ app = typer.Typer(
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(usage_app, name="usage")
 app.add_typer(portal_app, name="portal")
+app.add_typer(instance_app, name="instance")

@@ -1,0 +1,86 @@
+"""The instance app: `create_app(settings, clock=None) -> FastAPI`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from codesuggest.common.logs import RequestIdMiddleware, get_logger
+from codesuggest.instance.context import InstanceContext
+from codesuggest.instance.errors import ORIGIN_HEADER, GatewayRefused, InstanceError
+from codesuggest.instance.keys import ensure_key
+from codesuggest.instance.models import utc
+from codesuggest.instance.routes import api, code_suggestions, discovery, monitoring
+from codesuggest.instance.settings import InstanceSettings
+from codesuggest.instance.store import application_settings, open_store
+from codesuggest.tokens import REALM_SAAS, REALM_SELF_MANAGED, Clock, SystemClock
+
+log = get_logger("codesuggest.instance")
+ORIGIN = {ORIGIN_HEADER: "monolith"}
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(InstanceError)
+    async def instance_error(_: Request, exc: InstanceError) -> JSONResponse:
+        return JSONResponse(exc.body, status_code=exc.status, headers={**exc.headers, **ORIGIN})
+
+    @app.exception_handler(GatewayRefused)
+    async def gateway_refused(_: Request, exc: GatewayRefused) -> Response:
+        return Response(exc.body, status_code=exc.status, media_type=exc.content_type)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse(
+            {"message": f"{exc.status_code} {exc.detail}"},
+            status_code=exc.status_code,
+            headers={**(exc.headers or {}), **ORIGIN},
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = ", ".join(".".join(map(str, e["loc"][1:])) or "body" for e in exc.errors())
+        return JSONResponse({"error": f"{fields} is invalid"}, status_code=400, headers=ORIGIN)
+
+    @app.exception_handler(Exception)
+    async def crashed(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unhandled error", path=request.url.path, error=type(exc).__name__)
+        return JSONResponse(
+            {"message": "500 Internal Server Error"}, status_code=500, headers=ORIGIN
+        )
+
+
+def create_app(settings: InstanceSettings | None = None, clock: Clock | None = None) -> FastAPI:
+    settings = settings or InstanceSettings()
+    clock = clock or SystemClock()
+    store = open_store(settings)
+    with store.session() as session:
+        realm = application_settings(session).realm
+        if realm == REALM_SAAS:
+            ensure_key(session, store.sealer, utc(clock.now()))
+    context = InstanceContext.build(settings, clock, store)
+    run_sync_job = (
+        settings.sync_enabled and realm == REALM_SELF_MANAGED and bool(settings.license_key)
+    )
+    if settings.sync_enabled and realm == REALM_SELF_MANAGED and not settings.license_key:
+        log.warning("token sync is off: CODESUGGEST_INSTANCE_LICENSE_KEY is not set")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await context.start(run_sync_job=run_sync_job)
+        try:
+            yield
+        finally:
+            await context.aclose()
+
+    app = FastAPI(title="codesuggest instance", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.ctx = context
+    for module in (code_suggestions, api, discovery, monitoring):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app

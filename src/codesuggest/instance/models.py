@@ -1,0 +1,142 @@
+"""The instance's tables (SQLAlchemy 2). Secrets are only ever stored hashed or sealed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Stored as naive UTC (SQLite keeps no zone), always handed back timezone-aware."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not accepted: pass UTC-aware ones")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class ApplicationSettings(Base):
+    """One row: who this instance is and how it reaches the gateway."""
+
+    __tablename__ = "application_settings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_uuid: Mapped[str] = mapped_column(String(36), nullable=False)
+    realm: Mapped[str] = mapped_column(String(32), nullable=False)
+    host_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    version: Mapped[str] = mapped_column(String(64), nullable=False)
+    gateway_url: Mapped[str] = mapped_column(String(1024), nullable=False)
+    edge_url: Mapped[str | None] = mapped_column(String(1024))
+    disabled_direct_code_suggestions: Mapped[bool] = mapped_column(Boolean, default=False)
+    model_provider: Mapped[str | None] = mapped_column(String(255))
+    model_name: Mapped[str | None] = mapped_column(String(255))
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class PersonalAccessToken(Base):
+    __tablename__ = "personal_access_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(255), nullable=False)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    scopes: Mapped[str] = mapped_column(String(255), nullable=False)
+    """Space-separated scope names."""
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    last_used_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class Group(Base):
+    """A top-level group (SaaS: add-on purchases belong to one)."""
+
+    __tablename__ = "groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+    __table_args__ = (UniqueConstraint("group_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+
+
+class AddOnPurchase(Base):
+    __tablename__ = "add_on_purchases"
+    __table_args__ = (UniqueConstraint("add_on", "group_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    add_on: Mapped[str] = mapped_column(String(64), nullable=False)
+    quantity: Mapped[int] = mapped_column(Integer, nullable=False)
+    group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
+    """SaaS: the top-level group that bought it; self-managed: NULL (the whole instance)."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class SeatAssignment(Base):
+    __tablename__ = "seat_assignments"
+    __table_args__ = (UniqueConstraint("purchase_id", "user_id"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    purchase_id: Mapped[int] = mapped_column(
+        ForeignKey("add_on_purchases.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class ServiceAccessToken(Base):
+    """Instance tokens from the portal (self-managed), sealed at rest."""
+
+    __tablename__ = "service_access_tokens"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sealed: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+class CloudConnectorKey(Base):
+    """The SaaS instance's signing keys; the private PEM is sealed at rest."""
+
+    __tablename__ = "cloud_connector_keys"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    secret_key_sealed: Mapped[str] = mapped_column(Text, nullable=False)
+    current: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
+    """The key that signs; the others are published only (standby before a rotation, or
+    retired after one, until `trim`)."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)

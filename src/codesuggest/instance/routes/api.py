@@ -1,0 +1,102 @@
+"""`/api/v4/version`, `/api/v4/user` and the admin application settings."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+
+from codesuggest.instance import errors
+from codesuggest.instance.access import authenticated_user
+from codesuggest.instance.admin import SETTABLE, AdminError, parse_setting
+from codesuggest.instance.identity import authenticate, pat_from_headers
+from codesuggest.instance.models import ApplicationSettings, User
+from codesuggest.instance.routes.deps import ctx, now, pat_headers
+from codesuggest.instance.store import application_settings
+
+router = APIRouter(prefix="/api/v4")
+
+
+@router.get("/version")
+async def version(request: Request) -> dict[str, str]:
+    context = ctx(request)
+    _, info = await to_thread.run_sync(
+        authenticated_user, context.store, *pat_headers(request), now(context)
+    )
+    return {"version": info.version, "revision": context.settings.revision}
+
+
+@router.get("/user")
+async def user(request: Request) -> dict[str, Any]:
+    context = ctx(request)
+
+    def read() -> dict[str, Any]:
+        with context.store.session() as session:
+            auth = authenticate(session, pat_from_headers(*pat_headers(request)), now(context))
+            row = session.get(User, auth.user_id)
+            assert row is not None
+            return {
+                "id": row.id,
+                "username": row.username,
+                "name": row.username,
+                "state": "blocked" if row.blocked else "active",
+                "is_admin": row.admin,
+                "created_at": row.created_at.isoformat(),
+            }
+
+    return await to_thread.run_sync(read)
+
+
+def _settings_body(row: ApplicationSettings) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in SETTABLE} | {"instance_uuid": row.instance_uuid}
+
+
+def _admin_session(request: Request, update: dict[str, Any] | None) -> dict[str, Any]:
+    context = ctx(request)
+    with context.store.session() as session:
+        auth = authenticate(session, pat_from_headers(*pat_headers(request)), now(context))
+        if update is not None and "api" not in auth.scopes:
+            raise errors.insufficient_scope()
+        if not auth.admin:
+            raise errors.forbidden("You must be an administrator")
+        row = application_settings(session)
+        for key, value in (update or {}).items():
+            try:
+                setattr(row, key, parse_setting(key, value))
+            except AdminError as exc:
+                raise errors.InstanceError(400, {"error": str(exc)}) from exc
+        return _settings_body(row)
+
+
+async def _update_from(request: Request) -> dict[str, Any]:
+    """GitLab accepts the values as query parameters, a form or JSON."""
+    values: dict[str, Any] = dict(request.query_params)
+    raw = await request.body()
+    content_type = request.headers.get("content-type", "")
+    if raw and content_type.startswith("application/json"):
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise errors.InstanceError(400, {"error": "the body is not valid JSON"}) from exc
+        if not isinstance(body, dict):
+            raise errors.InstanceError(400, {"error": "the request body must be a JSON object"})
+        values.update(body)
+    elif raw:
+        values.update(dict(await request.form()))
+    unknown = sorted(set(values) - set(SETTABLE))
+    if unknown:
+        raise errors.InstanceError(400, {"error": f"unknown settings: {', '.join(unknown)}"})
+    return values
+
+
+@router.get("/application/settings")
+async def get_settings(request: Request) -> dict[str, Any]:
+    return await to_thread.run_sync(_admin_session, request, None)
+
+
+@router.put("/application/settings")
+async def put_settings(request: Request) -> dict[str, Any]:
+    update = await _update_from(request)
+    return await to_thread.run_sync(_admin_session, request, update)

@@ -1,0 +1,118 @@
+"""`POST /api/v4/code_suggestions/direct_access` and `.../completions` (CONTRACTS.md section 4)."""
+
+from __future__ import annotations
+
+import json
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+
+from codesuggest.instance import errors, upstream
+from codesuggest.instance.access import Caller, code_suggestions_caller
+from codesuggest.instance.context import InstanceContext
+from codesuggest.instance.routes.deps import ctx, now, pat_headers, request_id
+from codesuggest.tokens import REALM_SAAS
+
+router = APIRouter(prefix="/api/v4/code_suggestions")
+
+NO_INSTANCE_TOKEN = errors.unavailable(
+    "No usable instance token: the instance has not synced a token from the portal "
+    "(check the licence and run `codesuggest instance sync`)",
+    "missing_instance_token",
+)
+
+
+async def _caller(context: InstanceContext, request: Request) -> Caller:
+    private_token, authorization = pat_headers(request)
+    return await to_thread.run_sync(
+        code_suggestions_caller, context.store, private_token, authorization, now(context)
+    )
+
+
+async def _rate_limit(context: InstanceContext, name: str, user_id: int, limit: int) -> None:
+    assert context.limiter is not None
+    decision = await context.limiter.hit(name, str(user_id), limit)
+    if not decision.allowed:
+        raise errors.too_many_requests(decision.retry_after)
+
+
+async def _instance_token(context: InstanceContext, caller: Caller) -> str:
+    def read() -> str | None:
+        with context.store.session() as session:
+            return context.instance_tokens.for_gateway(session, caller.info)
+
+    token = await to_thread.run_sync(read)
+    if token is None:
+        raise NO_INSTANCE_TOKEN
+    return token
+
+
+async def _mint(context: InstanceContext, caller: Caller, rid: str | None) -> tuple[str, int]:
+    if caller.info.realm == REALM_SAAS and context.settings.saas_user_tokens == "self":
+
+        def sign() -> tuple[str, int]:
+            with context.store.session() as session:
+                return context.instance_tokens.sign_user_token(session, caller)
+
+        return await to_thread.run_sync(sign)
+    instance_token = await _instance_token(context, caller)
+    assert context.http is not None
+    return await upstream.mint_user_token(
+        context.http,
+        caller.info.mint_url,
+        upstream.gateway_headers(caller, instance_token, rid),
+        context.settings.gateway_timeout,
+    )
+
+
+@router.post("/direct_access", status_code=201)
+async def direct_access(request: Request) -> JSONResponse:
+    context = ctx(request)
+    caller = await _caller(context, request)
+    if caller.info.disabled_direct_code_suggestions:
+        raise errors.forbidden(errors.DIRECT_CONNECTIONS_DISABLED)
+    await _rate_limit(
+        context, "direct_access", caller.auth.user_id, context.settings.direct_access_per_minute
+    )
+    rid = request_id(request)
+    key = (caller.global_user_id, caller.info.realm, caller.info.edge_base)
+    token, expires_at = await context.user_tokens.get(key, lambda: _mint(context, caller, rid))
+    body: dict[str, object] = {
+        "base_url": caller.info.base_url,
+        "token": token,
+        "expires_at": expires_at,
+        "headers": caller.gitlab_headers(),
+    }
+    if caller.info.model_details:
+        body["model_details"] = caller.info.model_details
+    return JSONResponse(body, status_code=201)
+
+
+@router.post("/completions")
+async def completions(request: Request) -> Response:
+    context = ctx(request)
+    caller = await _caller(context, request)
+    await _rate_limit(
+        context, "completions", caller.auth.user_id, context.settings.completions_per_minute
+    )
+    raw = await request.body()
+    try:
+        payload = json.loads(raw) if raw else {}
+    except ValueError as exc:
+        raise errors.InstanceError(400, {"error": "the request body is not valid JSON"}) from exc
+    if not isinstance(payload, dict):
+        raise errors.InstanceError(400, {"error": "the request body must be a JSON object"})
+    intent = payload.get("intent") or "completion"
+    if intent not in {"completion", "generation"}:
+        raise errors.InstanceError(400, {"error": "intent does not have a valid value"})
+    path = "/v2/code/generations" if intent == "generation" else "/v2/code/completions"
+    instance_token = await _instance_token(context, caller)
+    assert context.http is not None
+    return await upstream.forward_completion(
+        context.http,
+        caller.info.gateway_url.rstrip("/") + path,
+        upstream.gateway_headers(caller, instance_token, request_id(request)),
+        raw or b"{}",
+        context.settings.completions_timeout,
+    )

@@ -1,0 +1,165 @@
+"""The `code_suggestions` add-on: purchases with a seat count, and seat assignments.
+
+Self-managed: one purchase for the whole instance. SaaS: a purchase belongs to a top-level group
+and only members of that group can hold one of its seats.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from codesuggest.instance.models import (
+    AddOnPurchase,
+    Group,
+    GroupMember,
+    SeatAssignment,
+    User,
+)
+
+ADD_ON = "code_suggestions"
+
+
+class SeatError(ValueError):
+    """An admin request about seats that cannot be done; the message says why."""
+
+
+def _purchase(session: Session, group_id: int | None) -> AddOnPurchase | None:
+    same_group = (
+        AddOnPurchase.group_id.is_(None) if group_id is None else AddOnPurchase.group_id == group_id
+    )
+    return session.scalar(select(AddOnPurchase).where(AddOnPurchase.add_on == ADD_ON, same_group))
+
+
+def _group(session: Session, path: str | None) -> Group | None:
+    if path is None:
+        return None
+    group = session.scalar(select(Group).where(Group.path == path))
+    if group is None:
+        raise SeatError(f"group {path!r} does not exist")
+    return group
+
+
+def _user(session: Session, username: str) -> User:
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise SeatError(f"user {username!r} does not exist")
+    return user
+
+
+def assigned_count(session: Session, purchase_id: int) -> int:
+    query = select(func.count()).where(SeatAssignment.purchase_id == purchase_id)
+    return session.scalar(query) or 0
+
+
+def purchase(
+    session: Session, count: int, now: datetime, group: str | None = None
+) -> AddOnPurchase:
+    """Create the add-on purchase or change its seat count (never below the seats in use)."""
+    if count < 0:
+        raise SeatError("the seat count cannot be negative")
+    group_row = _group(session, group)
+    group_id = group_row.id if group_row else None
+    row = _purchase(session, group_id)
+    if row is None:
+        row = AddOnPurchase(add_on=ADD_ON, quantity=count, group_id=group_id, created_at=now)
+        session.add(row)
+        session.flush()
+        return row
+    used = assigned_count(session, row.id)
+    if count < used:
+        raise SeatError(f"{used} seats are assigned: unassign some before reducing to {count}")
+    row.quantity = count
+    return row
+
+
+def assign(session: Session, username: str, now: datetime, group: str | None = None) -> None:
+    user = _user(session, username)
+    group_row = _group(session, group)
+    row = _purchase(session, group_row.id if group_row else None)
+    if row is None:
+        where = f"group {group!r}" if group else "this instance"
+        raise SeatError(f"no code_suggestions add-on has been purchased for {where}")
+    if group_row is not None and not _is_member(session, group_row.id, user.id):
+        raise SeatError(f"user {username!r} is not a member of group {group!r}")
+    exists = session.scalar(
+        select(SeatAssignment).where(
+            SeatAssignment.purchase_id == row.id, SeatAssignment.user_id == user.id
+        )
+    )
+    if exists is not None:
+        return
+    # Lock the purchase row (PostgreSQL) so two concurrent assigns cannot both take the last seat.
+    session.execute(select(AddOnPurchase.id).where(AddOnPurchase.id == row.id).with_for_update())
+    used = assigned_count(session, row.id)
+    if used >= row.quantity:
+        raise SeatError(
+            f"all {row.quantity} code_suggestions seats are assigned: "
+            "purchase more seats or unassign a user first"
+        )
+    session.add(SeatAssignment(purchase_id=row.id, user_id=user.id, created_at=now))
+
+
+def unassign(session: Session, username: str, group: str | None = None) -> bool:
+    """True when a seat was freed."""
+    user = _user(session, username)
+    group_row = _group(session, group)
+    row = _purchase(session, group_row.id if group_row else None)
+    if row is None:
+        return False
+    seat = session.scalar(
+        select(SeatAssignment).where(
+            SeatAssignment.purchase_id == row.id, SeatAssignment.user_id == user.id
+        )
+    )
+    if seat is None:
+        return False
+    session.delete(seat)
+    return True
+
+
+def list_seats(session: Session) -> list[dict[str, object]]:
+    """One entry per purchase: group, seat count, assigned usernames."""
+    result = []
+    for row in session.scalars(select(AddOnPurchase).where(AddOnPurchase.add_on == ADD_ON)):
+        group = session.get(Group, row.group_id) if row.group_id else None
+        users = session.scalars(
+            select(User.username)
+            .join(SeatAssignment, SeatAssignment.user_id == User.id)
+            .where(SeatAssignment.purchase_id == row.id)
+            .order_by(User.username)
+        ).all()
+        result.append(
+            {"group": group.path if group else None, "seats": row.quantity, "assigned": list(users)}
+        )
+    return result
+
+
+def _is_member(session: Session, group_id: int, user_id: int) -> bool:
+    return (
+        session.scalar(
+            select(GroupMember.id).where(
+                GroupMember.group_id == group_id, GroupMember.user_id == user_id
+            )
+        )
+        is not None
+    )
+
+
+def has_seat(session: Session, user_id: int, realm: str) -> bool:
+    """Self-managed: a seat on the instance's purchase. SaaS: a seat on a group's purchase of a
+    group the user is still a member of."""
+    query = (
+        select(AddOnPurchase.group_id)
+        .join(SeatAssignment, SeatAssignment.purchase_id == AddOnPurchase.id)
+        .where(AddOnPurchase.add_on == ADD_ON, SeatAssignment.user_id == user_id)
+    )
+    for group_id in session.scalars(query):
+        if realm == "saas":
+            if group_id is not None and _is_member(session, group_id, user_id):
+                return True
+        elif group_id is None:
+            return True
+    return False

@@ -1,0 +1,100 @@
+"""Instance configuration (env prefix `CODESUGGEST_INSTANCE_`)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+import platformdirs
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from codesuggest.tokens import REALM_SELF_MANAGED
+
+Realm = Literal["saas", "self-managed"]
+
+# Fields of the `application_settings` row: seeded from these settings on first start, and
+# overwritten on later starts only by values that were set explicitly (env or constructor).
+SEEDED_FIELDS = (
+    "realm",
+    "host_name",
+    "version",
+    "gateway_url",
+    "edge_url",
+    "disabled_direct_code_suggestions",
+    "model_provider",
+    "model_name",
+)
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("codesuggest")) / "instance"
+
+
+class InstanceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CODESUGGEST_INSTANCE_", extra="ignore")
+
+    url: str = "http://127.0.0.1:8082"
+    """The instance's own public URL: `iss` of every token it signs (SaaS)."""
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CODESUGGEST_INSTANCE_DATABASE_URL", "DATABASE_URL"),
+    )
+    secret: str | None = None
+    realm: Realm = REALM_SELF_MANAGED
+    host_name: str | None = None
+    version: str = "17.0.0"
+    revision: str = "codesuggest"
+    gateway_url: str = "http://127.0.0.1:8084"
+    edge_url: str | None = None
+    portal_url: str = "http://127.0.0.1:8081"
+    license_key: str | None = None
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CODESUGGEST_INSTANCE_REDIS_URL", "REDIS_URL"),
+    )
+    redis_prefix: str = "codesuggest:instance:"
+    saas_user_tokens: Literal["self", "gateway"] = "self"
+    gateway_audience: str = "gitlab-ai-gateway"
+    disabled_direct_code_suggestions: bool = False
+    model_provider: str | None = None
+    model_name: str | None = None
+
+    gateway_timeout: float = 3.0
+    """Budget in seconds for minting a user token through the gateway."""
+    completions_timeout: float = 60.0
+    """Budget for the monolith path's gateway call (models can be slow)."""
+    direct_access_per_minute: int = 50
+    completions_per_minute: int = 60
+    sync_enabled: bool = True
+    """Run the hourly token sync in the server (self-managed, with a licence key)."""
+    sync_interval: float = 3600.0
+    sync_retry_initial: float = 30.0
+    portal_timeout: float = 10.0
+
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'instance.db'}"
+
+    def resolved_host_name(self) -> str:
+        return self.host_name or urlsplit(self.url).hostname or "localhost"
+
+    def resolved_secret(self) -> str:
+        """The configured secret, else the one in `<data_dir>/instance.secret` (created 0600)."""
+        if self.secret:
+            return self.secret
+        path = self.data_dir / "instance.secret"
+        if path.exists():
+            return path.read_text().strip()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(value)
+        return value

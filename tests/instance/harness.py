@@ -1,0 +1,263 @@
+"""Real parts on loopback for the instance tests: portal, gateway and instance servers, each
+with its own database (SQLite file or a throwaway PostgreSQL database)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+from fastapi import Depends
+
+from codesuggest.common.serving import bind
+from codesuggest.gateway.app import create_app as create_gateway
+from codesuggest.gateway.auth import Caller, requires
+from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
+from codesuggest.instance import admin, seats
+from codesuggest.instance.app import create_app
+from codesuggest.instance.context import InstanceContext
+from codesuggest.instance.models import utc
+from codesuggest.instance.settings import InstanceSettings
+from codesuggest.instance.sync import SyncResult, sync_once
+from codesuggest.portal.app import create_app as create_portal
+from codesuggest.portal.settings import PortalSettings
+from codesuggest.tokens import COMPLETE_CODE, ManualClock
+from support.servers import ServerThread
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
+PROBE = "/test/instance-probe"
+
+
+def free_port() -> int:
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test module, dropped afterwards."""
+    name = f"cs_instance_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def database_url(backend: str, tmp: Path) -> Iterator[str]:
+    if backend == "postgres":
+        with postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{tmp / 'instance.db'}"
+
+
+class CountingApp:
+    """Pure ASGI wrapper counting requests by path (after nothing rewrites them)."""
+
+    def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
+        self.app = app
+        self.counts: Counter[str] = Counter()
+
+    async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            self.counts[scope["path"]] += 1
+        await self.app(scope, receive, send)
+
+
+def add_probe(app) -> None:  # type: ignore[no-untyped-def]
+    """A gateway route behind its real auth layer accepting user tokens with complete_code."""
+
+    @app.post(PROBE)
+    async def probe(
+        caller: Caller = Depends(
+            requires(COMPLETE_CODE, user_tokens=True, refusal="Unauthorized to access code")
+        ),
+    ) -> dict:
+        return {"sub": caller.claims["sub"], "iss": caller.claims["iss"]}
+
+
+def gateway_has(app, path: str) -> bool:  # type: ignore[no-untyped-def]
+    return any(getattr(r, "path", None) == path for r in app.routes)
+
+
+@dataclass
+class Portal:
+    server: ServerThread
+    counter: CountingApp
+    admin: object
+    licence_key: str
+    licence_id: int
+
+    @property
+    def graphql_calls(self) -> int:
+        return self.counter.counts["/graphql"]
+
+
+def start_portal(tmp: Path) -> Portal:
+    port = free_port()
+    settings = PortalSettings(
+        url=f"http://127.0.0.1:{port}",
+        data_dir=tmp / "portal",
+        database_url=f"sqlite:///{tmp / 'portal.db'}",
+        secret="portal-test-secret-0123456789",
+    )
+    app = create_portal(settings)
+    portal_admin = app.state.admin
+    licence = portal_admin.create_licence()
+    portal_admin.add_addon(licence.id, seats=100)
+    counter = CountingApp(app)
+    server = ServerThread(counter, port=port).start()
+    return Portal(server, counter, portal_admin, licence.key, licence.id)
+
+
+@dataclass
+class Stack:
+    realm: str
+    backend: str
+    clock: ManualClock
+    portal: Portal
+    gateway: ServerThread
+    gateway_app: object
+    gateway_counter: CountingApp
+    instance: ServerThread
+    settings: InstanceSettings
+    ctx: InstanceContext
+    http: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.http = httpx.Client(base_url=self.instance.url, timeout=15)
+
+    @property
+    def mints(self) -> int:
+        return self.gateway_counter.counts["/auth/v1/code/user_access_token"]
+
+    def gateway_calls(self) -> int:
+        return sum(self.gateway_counter.counts.values())
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.ctx.store
+
+    def now(self):  # type: ignore[no-untyped-def]
+        return utc(self.clock.now())
+
+    def user(
+        self,
+        scopes: tuple[str, ...] = ("api",),
+        seat: bool = True,
+        admin_: bool = False,
+        days: int | None = 30,
+    ) -> str:
+        """A new user (with a seat unless told otherwise) and a PAT for it."""
+        name = f"u{uuid.uuid4().hex[:10]}"
+        group = "acme" if self.realm == "saas" else None
+        with self.store.session() as s:
+            admin.create_user(s, name, self.now(), admin=admin_)
+            if group:
+                admin.add_member(s, group, name)
+        if seat:
+            with self.store.session() as s:
+                seats.assign(s, name, self.now(), group)
+        with self.store.session() as s:
+            return admin.create_token(s, name, self.now(), scopes, days).token
+
+    def set(self, key: str, value: object) -> None:
+        with self.store.session() as s:
+            admin.set_setting(s, key, value)
+
+    def sync(self, force: bool = False) -> SyncResult:
+        async def once() -> SyncResult:
+            async with httpx.AsyncClient() as http:
+                return await sync_once(self.store, self.settings, http, self.clock, force)
+
+        return asyncio.run(once())
+
+    def direct_access(self, pat: str | None, **headers: str) -> httpx.Response:
+        if pat is not None:
+            headers["PRIVATE-TOKEN"] = pat
+        return self.http.post("/api/v4/code_suggestions/direct_access", headers=headers)
+
+    def close(self) -> None:
+        self.http.close()
+        self.instance.stop()
+        self.gateway.stop()
+        self.portal.server.stop()
+        self.ctx.store.dispose()
+
+
+def start_stack(tmp: Path, db_url: str, realm: str, backend: str, **overrides) -> Stack:  # type: ignore[no-untyped-def]
+    portal = start_portal(tmp)
+    instance_port, gateway_port = free_port(), free_port()
+    instance_url = f"http://127.0.0.1:{instance_port}"
+    issuers = [TrustedIssuer(url=portal.server.url, kind="portal")]
+    if realm == "saas":
+        issuers.append(TrustedIssuer(url=instance_url, kind="saas-instance"))
+    clock = ManualClock()
+    options = {
+        "url": instance_url,
+        "data_dir": tmp / "instance",
+        "database_url": db_url,
+        "secret": "instance-test-secret-0123456789abcdef",
+        "realm": realm,
+        "gateway_url": f"http://127.0.0.1:{gateway_port}",
+        "portal_url": portal.server.url,
+        "license_key": portal.licence_key,
+        "sync_enabled": False,
+        "gateway_timeout": 1.0,
+    } | overrides
+    settings = InstanceSettings(**options)
+    app = create_app(settings, clock=clock)
+    ctx: InstanceContext = app.state.ctx
+    instance = ServerThread(app, port=instance_port).start()
+    gateway_app = create_gateway(
+        GatewaySettings(
+            trusted_issuers=issuers,
+            data_dir=tmp / "gateway",
+            jwks_retry_max=0.2,
+            public_url=f"http://127.0.0.1:{gateway_port}",
+        )
+    )
+    add_probe(gateway_app)
+    counter = CountingApp(gateway_app)
+    gateway = ServerThread(counter, port=gateway_port).start()
+    stack = Stack(
+        realm, backend, clock, portal, gateway, gateway_app, counter, instance, settings, ctx
+    )
+    with stack.store.session() as s:
+        if realm == "saas":
+            admin.create_group(s, "acme")
+            seats.purchase(s, 1000, stack.now(), "acme")
+        else:
+            seats.purchase(s, 1000, stack.now())
+    if realm != "saas":
+        result = stack.sync()
+        assert result.outcome == "stored", result
+    wait_ready(gateway.url)
+    return stack
+
+
+def wait_ready(url: str, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=url) as c:
+        while c.get("/monitoring/ready").status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} not ready")
+            time.sleep(0.02)
+
+
+LONG_AGO = timedelta(days=40)

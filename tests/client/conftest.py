@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+
 from client.contract_fakes import World, gateway_app, instance_app
 from support.servers import ServerThread
 

@@ -114,8 +114,7 @@ def instance_app(world: World) -> FastAPI:
                 429,
                 {
                     "message": {
-                        "error": "This endpoint has been requested too many times. "
-                        "Try again later."
+                        "error": "This endpoint has been requested too many times. Try again later."
                     }
                 },
                 **{"Retry-After": str(world.rate_limited_for)},

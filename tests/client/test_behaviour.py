@@ -7,8 +7,8 @@ import asyncio
 import time
 
 import pytest
-from client.contract_fakes import GOOD_PAT
 
+from client.contract_fakes import GOOD_PAT
 from codesuggest.client.details import REFUSED_BACKOFF
 from codesuggest.client.service import CompletionFailed, CompletionInput, SuggestionClient
 from codesuggest.tokens.clock import ManualClock
@@ -27,8 +27,8 @@ GENERATION_REQUEST = CompletionInput(
 )
 
 
-async def poll(condition, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def poll(condition, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("condition not met before the deadline")
@@ -286,7 +286,7 @@ async def test_cancelled_completion_stops_its_http_call(stack):
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await poll(lambda: stack.world.disconnects == 1, timeout=2.0)
+        await poll(lambda: stack.world.disconnects == 1, within=2.0)
         stack.world.model_delay = 0.0
         assert (await client.complete(REQUEST)).path == "direct"  # breaker untouched
     finally:

@@ -30,8 +30,8 @@ app.add_typer(licenses_app, name="licenses")
 app.add_typer(addons_app, name="addons")
 app.add_typer(keys_app, name="keys")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,

@@ -33,9 +33,7 @@ class PortalSettings(BaseSettings):
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = Field(
         default=None,
-        validation_alias=AliasChoices(
-            "database_url", "CODESUGGEST_PORTAL_DATABASE_URL", "DATABASE_URL"
-        ),
+        validation_alias=AliasChoices("CODESUGGEST_PORTAL_DATABASE_URL", "DATABASE_URL"),
         description="SQLAlchemy URL; default sqlite:///<data_dir>/portal.db.",
     )
     secret: SecretStr | None = Field(

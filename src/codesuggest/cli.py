@@ -2,6 +2,7 @@
 
 import typer
 
+from codesuggest.client import cli as client_cli
 from codesuggest.gateway.cli import app as gateway_app
 from codesuggest.gateway.usage.report import app as usage_app
 from codesuggest.instance.cli import app as instance_app
@@ -16,3 +17,6 @@ app.add_typer(gateway_app, name="gateway")
 app.add_typer(usage_app, name="usage")
 app.add_typer(portal_app, name="portal")
 app.add_typer(instance_app, name="instance")
+app.command("complete")(client_cli.complete)
+app.command("login")(client_cli.login)
+app.command("lsp")(client_cli.lsp)

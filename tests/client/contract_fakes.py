@@ -139,6 +139,12 @@ def instance_app(world: World) -> FastAPI:
         }
         return JSONResponse(body, 201, headers={"Date": world.date()})
 
+    @app.get("/api/v4/user")
+    async def user(request: Request) -> JSONResponse:
+        if _pat(request) not in world.pats:
+            return _monolith_error(401, {"message": "401 Unauthorized"})
+        return JSONResponse({"id": 1, "username": "alice"})
+
     @app.post("/api/v4/code_suggestions/completions")
     async def completions(request: Request) -> JSONResponse:
         if _pat(request) not in world.pats:

@@ -7,6 +7,7 @@ from codesuggest.gateway.cli import app as gateway_app
 from codesuggest.gateway.usage.report import app as usage_app
 from codesuggest.instance.cli import app as instance_app
 from codesuggest.portal.cli import app as portal_app
+from codesuggest.stack import cli as stack_cli
 
 app = typer.Typer(
     help="codesuggest: AI code completions straight from the gateway to your editor.",
@@ -20,3 +21,6 @@ app.add_typer(instance_app, name="instance")
 app.command("complete")(client_cli.complete)
 app.command("login")(client_cli.login)
 app.command("lsp")(client_cli.lsp)
+app.command("up")(stack_cli.up)
+app.command("down")(stack_cli.down)
+app.command("status")(stack_cli.status)

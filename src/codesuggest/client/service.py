@@ -110,7 +110,9 @@ class SuggestionClient:
         if self._owns_http:
             await self._http.aclose()
 
-    async def complete(self, request: CompletionInput) -> Suggestion:
+    async def complete(self, request: CompletionInput, via_monolith: bool = False) -> Suggestion:
+        """A suggestion for `request`; `via_monolith` skips the direct path (diagnostics,
+        benchmarks)."""
         intent = request.intent or detect_intent(
             request.content_above_cursor, request.content_below_cursor
         )
@@ -119,7 +121,10 @@ class SuggestionClient:
         timings: dict[str, Any] = {}
         started = time.perf_counter()
         try:
-            reply, path = await self._serve(intent, payload, timings)
+            if via_monolith:
+                reply, path = await self._monolith(intent, payload, timings), MONOLITH
+            else:
+                reply, path = await self._serve(intent, payload, timings)
         except BaseException:
             self.telemetry.restore(items)
             raise

@@ -11,7 +11,6 @@ from typer.testing import CliRunner
 from codesuggest.cli import app
 from codesuggest.gateway.usage.events import UsageEvent
 from codesuggest.gateway.usage.report import GroupBy, parse_since, summarise
-from codesuggest.gateway.usage.telemetry import telemetry_events
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -24,6 +23,13 @@ def requested(user: str, lang: str, path: str, status: str = "served", days_ago:
         path=path,
         status=status,
         timestamp=NOW - timedelta(days=days_ago),
+    )
+
+
+def counted(name: str, count: int) -> UsageEvent:
+    """A client telemetry count for alice (folded by the completions route)."""
+    return UsageEvent(
+        name=name, count=count, global_user_id="alice", language="python", timestamp=NOW
     )
 
 
@@ -42,42 +48,13 @@ def usage_file(tmp_path):
         requested("alice", "go", "monolith", days_ago=1),
         requested("bob", "python", "monolith", "error:TimeoutError", days_ago=3),
         UsageEvent(name="user_token_issued", global_user_id="bob", timestamp=NOW),
-        *telemetry_events(
-            [
-                {
-                    "lang": "python",
-                    "model_engine": "e",
-                    "model_name": "m",
-                    "requests": 5,
-                    "accepts": 2,
-                    "errors": 1,
-                }
-            ],
-            context,
-        ),
+        counted("code_suggestion_shown", 4),
+        counted("code_suggestion_accepted", 2),
+        counted("code_suggestion_rejected", 2),
     ]
     path = tmp_path / "usage.jsonl"
     write(path, events, repeat_first=3)
     return path
-
-
-def test_telemetry_folds_into_counted_events_for_the_requesting_user():
-    context = requested("carol", "python", "direct")
-    events = telemetry_events(
-        [
-            {"lang": "go", "requests": 4, "accepts": 3, "errors": 0},
-            {"lang": "c", "requests": 0, "accepts": 0, "errors": 0},
-        ],
-        context,
-    )
-    assert [(e.name, e.count, e.language) for e in events] == [
-        ("code_suggestion_shown", 4, "go"),
-        ("code_suggestion_accepted", 3, "go"),
-        ("code_suggestion_rejected", 1, "go"),
-    ]
-    assert {e.global_user_id for e in events} == {"carol"}
-    assert {e.path for e in events} == {"direct"}
-    assert len({e.event_id for e in events}) == 3
 
 
 def test_summary_by_user_dedupes_and_counts(usage_file):

@@ -3,6 +3,7 @@
 import typer
 
 from codesuggest.client import cli as client_cli
+from codesuggest.edge.cli import app as edge_app
 from codesuggest.gateway.cli import app as gateway_app
 from codesuggest.gateway.usage.report import app as usage_app
 from codesuggest.instance.cli import app as instance_app
@@ -24,3 +25,4 @@ app.command("lsp")(client_cli.lsp)
 app.command("up")(stack_cli.up)
 app.command("down")(stack_cli.down)
 app.command("status")(stack_cli.status)
+app.add_typer(edge_app, name="edge")

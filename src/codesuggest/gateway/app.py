@@ -13,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from codesuggest.common.logs import RequestIdMiddleware, get_logger
 from codesuggest.gateway import authority, monitoring
 from codesuggest.gateway.auth import TrustStore
+from codesuggest.gateway.completions.routes import build_router as completions_router
 from codesuggest.gateway.edge_routes import EdgeRoutes
 from codesuggest.gateway.errors import GatewayError, handle_gateway_error
 from codesuggest.gateway.metrics import GatewayMetrics
@@ -87,6 +88,7 @@ def create_app(settings: GatewaySettings | None = None, clock: Clock | None = No
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(monitoring.router)
     app.include_router(authority.router)
+    app.include_router(completions_router(settings.completions))
     app.add_middleware(RequestMetrics, metrics=metrics)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(EdgeRoutes)

@@ -9,6 +9,7 @@ from platformdirs import user_data_dir
 from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codesuggest.gateway.completions.settings import CompletionsSettings
 from codesuggest.tokens.claims import DEFAULT_SERVICE_NAME
 
 
@@ -40,3 +41,7 @@ class GatewaySettings(BaseSettings):
     jwks_retry_max: float = 30.0
     jwks_timeout: float = 5.0
     log_level: str = "INFO"
+
+    # --- completions: models and prompts (owned by gateway/completions; docs/models.md) ---
+    # env: CODESUGGEST_GATEWAY_COMPLETIONS__<FIELD>, e.g. ..._COMPLETIONS__PROVIDER=openai
+    completions: CompletionsSettings = CompletionsSettings()

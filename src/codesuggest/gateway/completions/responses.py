@@ -1,0 +1,33 @@
+"""The error answers of the completion routes, each with the Server-Timing header."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from codesuggest.gateway.completions.timing import server_timing
+
+TOO_MANY = "Too many requests. Please try again later."
+INFERENCE_FAILED = "Inference failed"
+
+
+def json_response(
+    body: Any, status: int, timings: dict[str, float], headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = {"Server-Timing": server_timing(timings), **(headers or {})}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def invalid(errors: list[dict[str, Any]], timings: dict[str, float]) -> JSONResponse:
+    """FastAPI's own 422 shape: `{"detail": [{"loc": ["body", ...], "msg": ...}]}`."""
+    return json_response({"detail": jsonable_encoder(errors)}, 422, timings)
+
+
+def rate_limited(retry_after: str | None, timings: dict[str, float]) -> JSONResponse:
+    return json_response({"detail": TOO_MANY}, 429, timings, {"Retry-After": retry_after or "1"})
+
+
+def inference_failed(timings: dict[str, float]) -> JSONResponse:
+    return json_response({"detail": INFERENCE_FAILED}, 503, timings)

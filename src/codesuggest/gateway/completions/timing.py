@@ -1,0 +1,41 @@
+"""Per-request stage timings and the `Server-Timing` header rendered from them.
+
+The auth dependency stores `request.state.timings["auth"]` (seconds); the completion routes add
+`parse`, `prompt`, `model`, `post` and `total`. The header gives each in milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from fastapi import Request
+
+ORDER = ("auth", "parse", "prompt", "model", "post", "total")
+
+
+def timings_of(request: Request) -> dict[str, float]:
+    timings = getattr(request.state, "timings", None)
+    if timings is None:
+        timings = request.state.timings = {}
+    return timings
+
+
+@contextmanager
+def measure(timings: dict[str, float], stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+
+
+def server_timing(timings: dict[str, float]) -> str:
+    """`auth;dur=0.120, prompt;dur=0.031, ...` in the order of ORDER, then any other stage."""
+    names = [n for n in ORDER if n in timings] + sorted(set(timings) - set(ORDER))
+    return ", ".join(f"{name};dur={timings[name] * 1000:.3f}" for name in names)
+
+
+def milliseconds(timings: dict[str, float]) -> dict[str, float]:
+    return {name: round(value * 1000, 3) for name, value in timings.items()}

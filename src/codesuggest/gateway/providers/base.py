@@ -1,0 +1,89 @@
+"""The one interface every model provider implements, and the failures it may raise.
+
+`complete()` returns the whole text; `stream()` yields text chunks. Cancellation is asyncio
+cancellation: when the client goes away the route cancels the task awaiting the provider, and
+an HTTP provider's `async with` then closes its connection to the model server at once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from codesuggest.gateway.postprocess import Mode
+from codesuggest.gateway.prompts import Prompt
+
+
+class ProviderError(Exception):
+    """The model call failed; `kind` is the short class used in usage events and logs."""
+
+    kind = "unavailable"
+
+
+class ProviderRateLimited(ProviderError):
+    kind = "rate_limited"
+
+    def __init__(self, message: str = "rate limited", retry_after: str | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class ProviderTimeout(ProviderError):
+    kind = "timeout"
+
+
+class ProviderUnavailable(ProviderError):
+    kind = "unavailable"
+
+
+@dataclass(frozen=True, slots=True)
+class Params:
+    max_tokens: int
+    temperature: float
+    mode: Mode
+    stop: tuple[str, ...] = ()
+
+    @property
+    def generation(self) -> bool:
+        return self.mode == "generation"
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    finish_reason: str = "length"
+
+
+class Provider(ABC):
+    """`name` is the provider id requests use (`model_provider`); `models` the model names it
+    serves, the first being its default."""
+
+    name: str
+    models: tuple[str, ...]
+
+    @property
+    def default_model(self) -> str:
+        return self.models[0]
+
+    def markers(self, model: str) -> tuple[str, ...]:
+        """Strings of the model's prompt format to scrub from user content."""
+        return ()
+
+    def reserved_tokens(self, model: str) -> int:
+        """Prompt tokens taken by the format itself (markers, instructions)."""
+        return 0
+
+    async def start(self) -> None:
+        """Open pools / load models; called once when the gateway starts."""
+        return None
+
+    async def aclose(self) -> None:
+        """Release pools and models."""
+        return None
+
+    @abstractmethod
+    async def complete(self, prompt: Prompt, model: str, params: Params) -> Completion: ...
+
+    @abstractmethod
+    def stream(self, prompt: Prompt, model: str, params: Params) -> AsyncIterator[str]: ...

@@ -1,0 +1,118 @@
+"""A real gateway on loopback whose default provider is a loopback OpenAI-compatible server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from codesuggest.gateway.app import create_app
+from codesuggest.gateway.completions.settings import CompletionsSettings
+from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
+from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.tokens import ManualClock
+from gateway.providers.fake_servers import FakeOpenAI
+from support.issuer import Issuer, instance_headers, wait_until
+from support.servers import ServerThread
+
+INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
+USER_ID = "user-gid-1"
+MODEL = "fake-coder"
+
+
+class MemoryRecorder:
+    """Keeps recorded usage events in memory so tests can read what the routes emitted."""
+
+    def __init__(self) -> None:
+        self.events: list[UsageEvent] = []
+
+    async def record(self, *events: UsageEvent) -> None:
+        self.events.extend(events)
+
+    def named(self, name: str) -> list[UsageEvent]:
+        return [e for e in self.events if e.name == name]
+
+
+@dataclass
+class Env:
+    gateway: ServerThread
+    model: FakeOpenAI
+    portal: Issuer
+    saas: Issuer
+    usage: MemoryRecorder
+    clock: ManualClock
+    extra: dict = field(default_factory=dict)
+
+    def client(self, timeout: float = 10) -> httpx.Client:
+        return httpx.Client(base_url=self.gateway.url, timeout=timeout)
+
+    def user_headers(self) -> dict[str, str]:
+        token = self.saas.user_token(USER_ID, INSTANCE_ID, clock=self.clock)
+        headers = instance_headers(token, INSTANCE_ID, realm="saas")
+        headers["X-Gitlab-Global-User-Id"] = USER_ID
+        return headers
+
+    def instance_headers(self) -> dict[str, str]:
+        token = self.portal.instance_token(INSTANCE_ID, clock=self.clock)
+        return instance_headers(token, INSTANCE_ID)
+
+
+def completion_body(**overrides) -> dict:  # type: ignore[no-untyped-def]
+    body = {
+        "prompt_version": 1,
+        "project_path": "group/project",
+        "project_id": 42,
+        "current_file": {
+            "file_name": "app/main.py",
+            "language_identifier": "python",
+            "content_above_cursor": "def add(a, b):\n    ",
+            "content_below_cursor": "\n",
+        },
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    model = FakeOpenAI().start()
+    portal = Issuer("self-managed").start()
+    saas = Issuer("saas").start()
+    clock = ManualClock()
+    settings = GatewaySettings(
+        trusted_issuers=[
+            TrustedIssuer(url=portal.url, kind="portal"),
+            TrustedIssuer(url=saas.url, kind="saas-instance"),
+        ],
+        data_dir=tmp_path_factory.mktemp("gateway"),
+        jwks_retry_max=0.2,
+        completions=CompletionsSettings(
+            provider="openai",
+            openai_base_url=model.url + "/v1",
+            openai_model=MODEL,
+            openai_extra_models=["qwen2.5-coder-1.5b"],
+            embedded_enabled=False,
+            request_timeout=1.0,
+        ),
+    )
+    app = create_app(settings, clock=clock)
+    gateway = ServerThread(app).start()
+    usage = MemoryRecorder()
+    app.state.usage = usage
+    env = Env(gateway, model, portal, saas, usage, clock)
+    with env.client() as c:
+        wait_until(lambda: c.get("/monitoring/ready").status_code == 200, what="gateway ready")
+    yield env
+    gateway.stop()
+    model.stop()
+    portal.stop()
+    saas.stop()
+
+
+@pytest.fixture
+def gw(env: Env) -> Env:
+    env.model.reset()
+    env.usage.events.clear()
+    return env

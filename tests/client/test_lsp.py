@@ -179,3 +179,19 @@ async def test_accepts_and_rejects_reach_the_next_request(stack, tmp_path):
     telemetry = [r["body"]["telemetry"] for r in stack.world.gateway_requests]
     counts = [[(t["requests"], t["accepts"], t["rejects"]) for t in items] for items in telemetry]
     assert counts == [[], [(1, 1, 0)], [(1, 0, 1)]]
+
+
+async def test_request_cancelled_during_debounce_sends_nothing(stack, tmp_path):
+    async with lsp(tmp_path, options(stack, token=GOOD_PAT, debounceMs=300)) as (client, _):
+        early = asyncio.ensure_future(
+            client.protocol.send_request_async(
+                types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(), msg_id="early"
+            )
+        )
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="early"))
+        with pytest.raises(JsonRpcRequestCancelled):
+            await early
+        # sent after the cancelled one, so it ends its debounce after the other would have
+        served = await client.text_document_inline_completion_async(inline_params())
+    assert served is not None
+    assert len(stack.world.gateway_requests) == 1

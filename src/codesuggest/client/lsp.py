@@ -43,7 +43,7 @@ class CodesuggestServer(LanguageServer):
         self._client: SuggestionClient | None = None
         self._shown: dict[str, Suggestion] = {}  # uri -> suggestion on screen
 
-    def configure(self, raw: Any) -> None:
+    def configure(self, raw: Any, announce: bool = True) -> None:
         new = client_settings.from_editor(raw)
         if new == self.settings and self._client is not None:
             return
@@ -51,7 +51,7 @@ class CodesuggestServer(LanguageServer):
         self.settings = new
         if old is not None:
             asyncio.get_running_loop().create_task(old.aclose())
-        if not new.complete:
+        if announce and not new.complete:
             self.status("unauthorised", "set instanceUrl and token (or CODESUGGEST_TOKEN)")
 
     def suggestion_client(self) -> SuggestionClient | None:
@@ -144,7 +144,8 @@ server = CodesuggestServer()
 
 @server.feature(types.INITIALIZE)
 def initialize(ls: CodesuggestServer, params: types.InitializeParams) -> None:
-    ls.configure(params.initialization_options or {})
+    # no notification before the initialize response: it would break strict clients
+    ls.configure(params.initialization_options or {}, announce=False)
 
 
 @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)

@@ -46,11 +46,15 @@ def session_factory(engine: Engine) -> sessionmaker:
 
 
 def upgrade(engine: Engine, migrations_dir: Path, revision: str = "head") -> None:
-    """Run the Alembic migrations in `migrations_dir` (holding env.py and versions/)."""
+    """Run the Alembic migrations in `migrations_dir` (holding env.py and versions/).
+
+    Each part keeps its own version table (`alembic_version_<part>`, the part being the package
+    that holds `migrations_dir`), so parts may share one PostgreSQL database."""
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir))
     with engine.begin() as connection:
         cfg.attributes["connection"] = connection
+        cfg.attributes["version_table"] = f"alembic_version_{Path(migrations_dir).parent.name}"
         command.upgrade(cfg, revision)
 
 
@@ -64,6 +68,7 @@ def run_env(target_metadata) -> None:  # type: ignore[no-untyped-def]
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
+        version_table=context.config.attributes.get("version_table", "alembic_version"),
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

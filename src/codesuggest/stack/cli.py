@@ -14,7 +14,8 @@ from rich.console import Console
 from codesuggest.common.logs import configure
 from codesuggest.stack import runner
 from codesuggest.stack.console import NAMES, print_status, print_summary
-from codesuggest.stack.layout import StackError, default_data_dir
+from codesuggest.stack.demo import Demo, StepFailed
+from codesuggest.stack.layout import Layout, StackError, default_data_dir
 
 out = Console()
 err = Console(stderr=True)
@@ -117,3 +118,40 @@ def status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
         print_status(out, body)
     if not body["running"]:
         raise typer.Exit(3)
+
+
+def demo(
+    data_dir: DataDir = None,
+    port_base: Annotated[
+        int | None, typer.Option("--port-base", help="As for `up`, when the demo starts it.")
+    ] = None,
+    rounds: Annotated[int, typer.Option(help="Completion rounds per path.")] = 10,
+) -> None:
+    """Play the seed's sequence against the running system (starting it, and stopping it after,
+    if nothing runs), printing each numbered step with its timing."""
+    configure("WARNING")
+    directory = (data_dir or default_data_dir()).expanduser().resolve()
+    started: runner.Stack | None = None
+    try:
+        if runner.running_pids(directory):
+            body = runner.status(directory)
+            if not body["running"]:
+                raise StackError(f"the stack in {directory} is not ready: see `codesuggest status`")
+            layout = Layout(directory, int(body["portal"]["url"].rsplit(":", 1)[1]))
+            state = runner.load_state(directory)
+            out.print(f"using the running system in {directory}")
+        else:
+            out.print(f"starting the system in {directory} (stopped again at the end)")
+            started = runner.Stack(directory, port_base)
+            started.up(_progress(out))
+            layout, state = started.layout, started.state
+        Demo(layout, state, out, rounds=rounds).run()
+    except (StackError, StepFailed) as exc:
+        err.print(f"[red]demo failed:[/red] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    finally:
+        if started is not None:
+            started.down()
+    out.print("[green]demo complete[/green]: every step succeeded")

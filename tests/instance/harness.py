@@ -70,10 +70,14 @@ class CountingApp:
     def __init__(self, app) -> None:  # type: ignore[no-untyped-def]
         self.app = app
         self.counts: Counter[str] = Counter()
+        self.last_headers: dict[str, dict[str, str]] = {}
 
     async def __call__(self, scope, receive, send) -> None:  # type: ignore[no-untyped-def]
         if scope["type"] == "http":
             self.counts[scope["path"]] += 1
+            self.last_headers[scope["path"]] = {
+                k.decode().lower(): v.decode() for k, v in scope["headers"]
+            }
         await self.app(scope, receive, send)
 
 
@@ -198,7 +202,7 @@ class Stack:
         self.ctx.store.dispose()
 
 
-def start_stack(tmp: Path, db_url: str, realm: str, backend: str, **overrides) -> Stack:  # type: ignore[no-untyped-def]
+def start_stack(tmp: Path, db_url: str, realm: str, backend: str, **overrides: object) -> Stack:  # type: ignore[no-untyped-def]
     portal = start_portal(tmp)
     instance_port, gateway_port = free_port(), free_port()
     instance_url = f"http://127.0.0.1:{instance_port}"

@@ -309,3 +309,54 @@ def test_gateway_refusal_is_passed_through(stack: Stack) -> None:
     assert response.status_code == 401
     assert "error" in response.json()  # the gateway's body, e.g. "Forbidden by auth provider"
     assert "X-GitLab-Error-Origin" not in response.headers
+
+
+def test_secrets_are_neither_stored_in_clear_nor_logged(stack: Stack) -> None:
+    from instance.logcapture import capture_logs, release
+
+    handler = capture_logs()
+    try:
+        pat = stack.user()
+        token = stack.direct_access(pat).json()["token"]
+        stack.set("edge_url", "http://127.0.0.1:9")
+        try:
+            stack.direct_access(stack.user())  # a failing mint logs a warning
+        finally:
+            stack.set("edge_url", "")
+        synced = stack.sync(force=True) if stack.realm == "self-managed" else None
+        with stack.store.session() as s:
+            instance_token = stack.ctx.instance_tokens.for_gateway(s, _info(stack, s))
+    finally:
+        release(handler)
+    logged = handler.text
+    assert logged, "expected some log lines from the flows above"
+    for secret in (pat, token, instance_token, stack.settings.license_key, stack.settings.secret):
+        assert secret not in logged
+    if synced is not None:
+        assert synced.outcome == "stored"
+    stored = _dump(stack)
+    assert pat not in stored and instance_token not in stored and token not in stored
+    assert "PRIVATE KEY" not in stored
+
+
+def _info(stack: Stack, session):  # type: ignore[no-untyped-def]
+    from codesuggest.instance.access import InstanceInfo
+    from codesuggest.instance.store import application_settings
+
+    return InstanceInfo.of(application_settings(session))
+
+
+def _dump(stack: Stack) -> str:
+    from sqlalchemy import text
+
+    tables = (
+        "users",
+        "personal_access_tokens",
+        "service_access_tokens",
+        "cloud_connector_keys",
+        "application_settings",
+    )
+    with stack.store.session() as s:
+        return "\n".join(
+            repr(tuple(row)) for t in tables for row in s.execute(text(f"SELECT * FROM {t}"))
+        )

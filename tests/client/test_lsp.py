@@ -188,6 +188,7 @@ async def test_request_cancelled_during_debounce_sends_nothing(stack, tmp_path):
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(), msg_id="early"
             )
         )
+        await poll(lambda: "early" in client.protocol._request_futures)  # sent
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="early"))
         with pytest.raises(JsonRpcRequestCancelled):
             await early

@@ -42,6 +42,7 @@ class CodesuggestServer(LanguageServer):
         self.settings = client_settings.from_editor({})
         self._client: SuggestionClient | None = None
         self._shown: dict[str, Suggestion] = {}  # uri -> suggestion on screen
+        self._closing: set[asyncio.Task[None]] = set()  # old clients being closed
 
     def configure(self, raw: Any, announce: bool = True) -> None:
         new = client_settings.from_editor(raw)
@@ -50,7 +51,9 @@ class CodesuggestServer(LanguageServer):
         old, self._client = self._client, None
         self.settings = new
         if old is not None:
-            asyncio.get_running_loop().create_task(old.aclose())
+            task = asyncio.get_running_loop().create_task(old.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         if announce and not new.complete:
             self.status("unauthorised", "set instanceUrl and token (or CODESUGGEST_TOKEN)")
 
@@ -88,6 +91,10 @@ class CodesuggestServer(LanguageServer):
             suggestion = await client.complete(request)
         except CompletionFailed:
             return None  # the status notification already told the user
+        except Exception as exc:  # a bug of ours must not reach the editor as a traceback
+            log.exception("completion failed")
+            self.status("error", f"internal error: {type(exc).__name__}")
+            return None
         if suggestion.text is None:
             return None
         self._show(uri, suggestion)

@@ -285,3 +285,11 @@ def test_cli_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     store = open_store(InstanceSettings(data_dir=tmp_path))
     assert pat not in dump(store)
     store.dispose()
+
+
+def test_usage_sink_is_served_by_the_instance_app(saas_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = saas_server
+    refused = httpx.post(server.url + "/api/v4/usage/events", json={"events": []})
+    assert refused.status_code == 401
+    assert refused.json() == {"message": "401 Unauthorized"}
+    assert httpx.get(server.url + "/api/v4/usage/report").status_code == 401

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from codesuggest.common.logs import RequestIdMiddleware, get_logger
+from codesuggest.instance import usage_sink
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.errors import ORIGIN_HEADER, GatewayRefused, InstanceError
 from codesuggest.instance.keys import ensure_key
@@ -70,16 +71,23 @@ def create_app(settings: InstanceSettings | None = None, clock: Clock | None = N
         log.warning("token sync is off: CODESUGGEST_INSTANCE_LICENSE_KEY is not set")
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await context.start(run_sync_job=run_sync_job)
+        sink = None
+        if settings.usage_sink_enabled:
+            sink = usage_sink.UsageSink.from_settings(settings, store.engine, clock)
+            app.state.usage_sink = sink
+            await sink.start()
         try:
             yield
         finally:
+            if sink is not None:
+                await sink.aclose()
             await context.aclose()
 
     app = FastAPI(title="codesuggest instance", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = context
-    for module in (code_suggestions, api, discovery, monitoring):
+    for module in (code_suggestions, api, discovery, monitoring, usage_sink):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

@@ -75,6 +75,8 @@ class InstanceSettings(BaseSettings):
     sync_interval: float = 3600.0
     sync_retry_initial: float = 30.0
     portal_timeout: float = 10.0
+    usage_sink_enabled: bool = True
+    """Accept usage events the gateway ships to `POST /api/v4/usage/events`."""
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'instance.db'}"

@@ -34,7 +34,11 @@ def cut_to_scope(text: str, ctx: EditContext) -> str:
             break
         if line.strip():
             indent = indent_of(line)
-            if indent < base or (deeper_only and indent == base and len(kept) > 1):
+            if indent < base:
+                break
+            if deeper_only and indent == base:
+                if line.strip()[0] in ")]}":
+                    kept.append(line)  # the bracket that closes the block just opened
                 break
         kept.append(line)
     while len(kept) > 1 and not kept[-1].strip():

@@ -1,0 +1,78 @@
+"""The embedded engine behind the provider interface, and the local provider's missing extra."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from codesuggest.gateway.completions.settings import CompletionsSettings
+from codesuggest.gateway.prompts import Prompt
+from codesuggest.gateway.providers import Params, ProviderUnavailable, build_registry
+from codesuggest.gateway.providers.embedded import EmbeddedProvider
+from codesuggest.gateway.providers.local import MISSING_EXTRA, LocalProvider
+
+PROMPT = Prompt(
+    file_name="main.py",
+    language="python",
+    line_comment="#",
+    prefix="import os\n\n\ndef main():\n    path = os.path.",
+    suffix="\n",
+)
+PARAMS = Params(max_tokens=16, temperature=0.0, mode="mid_line")
+
+
+async def test_embedded_engine_completes_through_the_provider():
+    provider = EmbeddedProvider()
+    await provider.start()
+    first = await provider.complete(PROMPT, "kn6-stdlib", PARAMS)
+    again = await provider.complete(PROMPT, "kn6-stdlib", PARAMS)
+    streamed = [p async for p in provider.stream(PROMPT, "kn6-stdlib", PARAMS)]
+    await provider.aclose()
+    assert first.text and first.text == again.text  # deterministic
+    assert streamed == [first.text]
+    assert provider.models == ("kn6-stdlib",)
+
+
+async def test_embedded_engine_that_fails_to_load_is_unavailable():
+    def broken(_cache_dir):  # type: ignore[no-untyped-def]
+        raise OSError("cache directory is not writable")
+
+    provider = EmbeddedProvider(loader=broken)
+    await provider.start()
+    with pytest.raises(ProviderUnavailable, match="not writable"):
+        await provider.complete(PROMPT, "kn6-stdlib", PARAMS)
+    await provider.aclose()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is not None, reason="extra installed")
+async def test_local_provider_names_the_missing_extra(tmp_path: Path):
+    model = tmp_path / "qwen2.5-coder-0.5b-q8_0.gguf"
+    model.write_bytes(b"GGUF")
+    provider = LocalProvider(model)
+    assert provider.models == ("qwen2.5-coder-0.5b-q8_0",)
+    with pytest.raises(RuntimeError, match=r"pip install 'codesuggest\[local\]'") as caught:
+        await provider.start()
+    assert str(caught.value) == MISSING_EXTRA
+    with pytest.raises(ProviderUnavailable):
+        await provider.complete(PROMPT, provider.default_model, PARAMS)
+
+
+def test_local_prompt_uses_the_fim_template(tmp_path: Path):
+    provider = LocalProvider(tmp_path / "m.gguf")
+    body = provider.request(PROMPT, PARAMS, stream=False)
+    assert body["prompt"] == (
+        "<|fim_prefix|>import os\n\n\ndef main():\n    path = os.path."
+        "<|fim_suffix|>\n<|fim_middle|>"
+    )
+    assert body["cache_prompt"] is True and "<|endoftext|>" in body["stop"]
+
+
+def test_registry_only_serves_configured_providers():
+    registry = build_registry(CompletionsSettings())
+    assert set(registry.providers) == {"embedded"}
+    with pytest.raises(ValueError, match="OPENAI_MODEL"):
+        build_registry(CompletionsSettings(openai_base_url="http://127.0.0.1:1/v1"))
+    with pytest.raises(ValueError, match="not configured"):
+        build_registry(CompletionsSettings(provider="anthropic"))

@@ -49,13 +49,14 @@ async def lsp(
     server_env.update(env or {})
     await client.start_io(*SERVER, env=server_env)
     try:
-        await client.initialize_session(
+        result = await client.initialize_session(
             types.InitializeParams(
                 capabilities=client_capabilities("visual-studio-code"),
                 root_uri="file:///work/project",
                 initialization_options=options,
             )
         )
+        client.server_capabilities = result.capabilities  # type: ignore[attr-defined]
         client.text_document_did_open(
             types.DidOpenTextDocumentParams(
                 text_document=types.TextDocumentItem(
@@ -88,12 +89,16 @@ def options(stack, **extra: Any) -> dict[str, Any]:
 async def test_inline_completion_and_completion_come_direct(stack, tmp_path):
     env = {"MY_PAT": GOOD_PAT}
     async with lsp(tmp_path, options(stack, tokenEnv="MY_PAT"), env) as (client, statuses):
+        announced = client.server_capabilities
         inline = await client.text_document_inline_completion_async(inline_params())
         listed = await client.text_document_completion_async(
             types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=URI),
                                    position=CURSOR)
         )  # fmt: skip
         await poll(lambda: statuses)
+    assert announced.inline_completion_provider is not None
+    assert announced.completion_provider is not None
+    assert list(announced.execute_command_provider.commands) == ["codesuggest.accepted"]
     assert inline is not None and inline.items[0].insert_text == "return a + b"
     assert inline.items[0].command.command == "codesuggest.accepted"
     assert listed is not None and listed.items[0].insert_text == "return a + b"

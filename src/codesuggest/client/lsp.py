@@ -167,7 +167,7 @@ def did_change(ls: CodesuggestServer, params: types.DidChangeTextDocumentParams)
     ls.document_changed(params.text_document.uri, list(params.content_changes))
 
 
-@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION)
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
 async def inline_completion(
     ls: CodesuggestServer, params: types.InlineCompletionParams
 ) -> types.InlineCompletionList | None:

@@ -309,3 +309,33 @@ async def test_telemetry_is_folded_into_the_next_request(stack):
     ]  # fmt: skip
     assert second["current_file"]["file_name"] == "app/main.py"
     assert second["prompt_version"] == 1
+
+
+async def test_idle_client_refreshes_on_its_timer_without_any_completion(stack):
+    client, clock, _ = make_client(stack)
+    client.details.timer_check = 0.02  # re-read the moved clock often
+    try:
+        await client.complete(REQUEST)
+        advance(stack, clock, 0.8 * stack.world.token_lifetime - 10)
+        await asyncio.sleep(0.1)  # several timer rounds, none due yet
+        assert len(stack.world.direct_access_calls) == 1
+        advance(stack, clock, 11)
+        await poll(lambda: len(stack.world.direct_access_calls) == 2)
+    finally:
+        await client.aclose()
+    assert len(stack.world.gateway_requests) == 1  # no completion was needed for it
+
+
+async def test_failed_completion_counts_as_an_error_in_the_next_request(stack):
+    client, _clock, _ = make_client(stack)
+    try:
+        await client.complete(REQUEST)
+        stack.world.pats.discard(GOOD_PAT)  # the PAT gets revoked
+        with pytest.raises(CompletionFailed):
+            await client.complete(GENERATION_REQUEST)
+        stack.world.pats.add(GOOD_PAT)
+        await client.complete(GENERATION_REQUEST)
+    finally:
+        await client.aclose()
+    sent = stack.world.monolith_requests[-1]["body"]["telemetry"]
+    assert [(t["lang"], t["requests"], t["errors"]) for t in sent] == [("python", 1, 1)]

@@ -96,6 +96,7 @@ class SuggestionClient:
         self.version = client_version()
         self.breaker = CircuitBreaker(self._clock)
         self.telemetry = Telemetry()
+        self._last_model = ("", "", "")  # (engine, name, lang) of the last suggestion
         self.details = DetailsManager(
             self._http,
             self.instance_url,
@@ -125,12 +126,18 @@ class SuggestionClient:
                 reply, path = await self._monolith(intent, payload, timings), MONOLITH
             else:
                 reply, path = await self._serve(intent, payload, timings)
+        except CompletionFailed:
+            self.telemetry.restore(items)
+            engine, name, lang = self._last_model
+            self.telemetry.error(engine, name, request.language_identifier or lang)
+            raise
         except BaseException:
             self.telemetry.restore(items)
             raise
         timings["total_ms"] = round((time.perf_counter() - started) * 1000, 3)
         suggestion = _suggestion(reply, path, intent, request, timings)
-        self.telemetry.request(suggestion.model_engine, suggestion.model_name, suggestion.lang)
+        self._last_model = (suggestion.model_engine, suggestion.model_name, suggestion.lang)
+        self.telemetry.request(*self._last_model)
         return suggestion
 
     async def _serve(

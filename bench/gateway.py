@@ -1,0 +1,238 @@
+"""Gateway completion benchmark: overhead per request and throughput, printed as JSON.
+
+The gateway (embedded engine, a trusted SaaS issuer, real tokens) runs in its own process on
+loopback; this process is the client. Reported:
+  overhead_ms  p50/p99 of (Server-Timing total - model) over sequential requests: what the
+               gateway adds around the model (auth, parsing, prompt, post-processing, usage);
+  model_ms     p50/p99 of the embedded engine's own time (Server-Timing model);
+  throughput   completions per second at --concurrency for --duration seconds, with errors.
+`--usage off` swaps the app's usage recorder for NullRecorder; `on` keeps what the app wires.
+
+    .venv/bin/python bench/gateway.py --duration 20 --usage on
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import random
+import re
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+USER_ID = "bench-user"
+INSTANCE_ID = "bench-instance"
+_TIMING = re.compile(r"(\w+);dur=([\d.]+)")
+_CURSOR = re.compile(r"\w\.|\w\(| = |\n[ ]+(?=\w)")
+
+
+def _serve(conn: Any, usage: str, data_dir: str) -> None:
+    """Child process: a JWKS issuer and the gateway, each a real uvicorn server."""
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
+
+    from codesuggest.common.serving import bind, server_config
+    from codesuggest.gateway.app import create_app
+    from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
+    from codesuggest.gateway.usage.events import NullRecorder
+    from codesuggest.tokens import (
+        COMPLETE_CODE,
+        PrivateKey,
+        Signer,
+        jwks_document,
+        openid_configuration,
+    )
+
+    def run(app: Any) -> tuple[str, uvicorn.Server]:
+        sock = bind("127.0.0.1", 0)
+        server = uvicorn.Server(server_config(app, "127.0.0.1", sock.getsockname()[1]))
+        threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True).start()
+        while not server.started:
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{sock.getsockname()[1]}", server
+
+    key = PrivateKey.generate()
+    issuer_app = FastAPI()
+    issuer_url: dict[str, str] = {}
+    issuer_app.get("/.well-known/openid-configuration")(
+        lambda: openid_configuration(issuer_url["url"])
+    )
+    issuer_app.get("/oauth/discovery/keys")(lambda: JSONResponse(jwks_document([key.public])))
+    issuer_url["url"], _ = run(issuer_app)
+    settings = GatewaySettings(
+        trusted_issuers=[TrustedIssuer(url=issuer_url["url"], kind="saas-instance")],
+        data_dir=Path(data_dir),
+    )
+    app = create_app(settings)
+    url, _ = run(app)
+    if usage == "off":
+        app.state.usage = NullRecorder()
+    token, _ = Signer(key, issuer_url["url"]).mint(
+        subject=USER_ID,
+        audience="gitlab-ai-gateway",
+        lifetime=3600,
+        extra={"gitlab_realm": "saas", "gitlab_instance_id": INSTANCE_ID,
+               "scopes": [COMPLETE_CODE], "token_kind": "user"},
+    )  # fmt: skip
+    conn.send({"url": url, "token": token, "recorder": type(app.state.usage).__name__})
+    conn.recv()  # wait until the benchmark is done
+
+
+def _bodies(count: int, seed: int = 7) -> list[dict[str, Any]]:
+    """Cursor positions in stdlib files the embedded engine never trained on: after a `.`,
+    `(` or `= ` inside a line, or at the indentation of a new line."""
+    from codesuggest.gateway.embedded import EmbeddedEngine
+
+    files = sorted(EmbeddedEngine.held_out_files())[:40]
+    sources = [f.read_text(errors="replace") for f in files]
+    rng = random.Random(seed)
+    bodies: list[dict[str, Any]] = []
+    while len(bodies) < count:
+        text = rng.choice(sources)
+        if len(text) < 500:
+            continue
+        start = rng.randrange(200, len(text) - 200)
+        hit = _CURSOR.search(text, start)
+        if hit is None:
+            continue
+        cut = hit.end()
+        bodies.append(
+            {
+                "prompt_version": 1,
+                "current_file": {
+                    "file_name": "bench/module.py",
+                    "content_above_cursor": text[max(0, cut - 4000) : cut],
+                    "content_below_cursor": text[cut : cut + 1000],
+                },
+            }
+        )
+    return bodies
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 3)
+
+
+async def _latency(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> dict[str, Any]:
+    overhead, model, client_ms = [], [], []
+    served = 0
+    for body in bodies:
+        started = time.perf_counter()
+        r = await client.post("/v2/completions", json=body)
+        client_ms.append((time.perf_counter() - started) * 1000)
+        r.raise_for_status()
+        served += bool(r.json()["choices"])
+        stages = {k: float(v) for k, v in _TIMING.findall(r.headers["server-timing"])}
+        model.append(stages["model"])
+        overhead.append(stages["total"] - stages["model"])
+    return {
+        "requests": len(bodies),
+        "with_suggestion": served,
+        "overhead_ms": {"p50": _pct(overhead, 0.5), "p99": _pct(overhead, 0.99),
+                        "mean": round(statistics.fmean(overhead), 3)},
+        "model_ms": {"p50": _pct(model, 0.5), "p99": _pct(model, 0.99)},
+        "client_observed_ms": {"p50": _pct(client_ms, 0.5), "p99": _pct(client_ms, 0.99)},
+    }  # fmt: skip
+
+
+async def _throughput(
+    client: httpx.AsyncClient, bodies: list[dict[str, Any]], concurrency: int, duration: float
+) -> dict[str, Any]:
+    done = errors = 0
+    statuses: dict[int, int] = {}
+    deadline = time.perf_counter() + duration
+
+    async def worker(offset: int) -> None:
+        nonlocal done, errors
+        i = offset
+        while time.perf_counter() < deadline:
+            try:
+                r = await client.post("/v2/completions", json=bodies[i % len(bodies)])
+                statuses[r.status_code] = statuses.get(r.status_code, 0) + 1
+                if r.status_code == 200:
+                    done += 1
+                else:
+                    errors += 1
+            except httpx.HTTPError:
+                errors += 1
+            i += concurrency
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(n) for n in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return {
+        "concurrency": concurrency,
+        "duration_s": round(elapsed, 2),
+        "completions": done,
+        "errors": errors,
+        "statuses": statuses,
+        "completions_per_s": round(done / elapsed, 1),
+    }
+
+
+async def _bench(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+    headers = {
+        "Authorization": f"Bearer {token}",
+        "X-Gitlab-Authentication-Type": "oidc",
+        "X-Gitlab-Realm": "saas",
+        "X-Gitlab-Instance-Id": INSTANCE_ID,
+        "X-Gitlab-Global-User-Id": USER_ID,
+    }
+    bodies = _bodies(max(args.requests, 256))
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits, timeout=30) as c:
+        deadline = time.monotonic() + 120
+        while (await c.get("/monitoring/ready")).status_code != 200:
+            if time.monotonic() > deadline:
+                raise TimeoutError("gateway not ready")
+            await asyncio.sleep(0.05)
+        for body in bodies[:50]:  # warm-up: engine loaded, connections open
+            (await c.post("/v2/completions", json=body)).raise_for_status()
+        latency = await _latency(c, bodies[: args.requests])
+        throughput = await _throughput(c, bodies, args.concurrency, args.duration)
+    return {"latency": latency, "throughput": throughput}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=float, default=20.0, help="throughput phase, s")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=500, help="sequential latency samples")
+    parser.add_argument("--usage", choices=["on", "off"], default="on")
+    args = parser.parse_args()
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = ctx.Process(target=_serve, args=(child, args.usage, data_dir), daemon=True)
+        server.start()
+        info = parent.recv()
+        try:
+            result = asyncio.run(_bench(info["url"], info["token"], args))
+        finally:
+            parent.send("stop")
+            server.join(timeout=10)
+            if server.is_alive():
+                server.terminate()
+    result = {
+        "benchmark": "gateway-completions",
+        "provider": "embedded",
+        "usage": args.usage,
+        "usage_recorder": info["recorder"],
+        **result,
+        "targets": {"overhead_p50_ms": 1, "overhead_p99_ms": 5, "embedded_p50_ms": 10},
+    }
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

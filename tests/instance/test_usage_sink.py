@@ -197,6 +197,16 @@ async def test_invalid_batches_are_refused_with_the_field(gateway, instance):
     assert "events.0.name" in response.json()["error"]
 
 
+async def test_over_long_fields_are_clipped_not_refused(gateway, instance):
+    token = SignedToken(gateway[1], "http://instance.test", SystemClock())()
+    user = f"long-{uuid.uuid4().hex[:6]}"
+    e = event(user, client_name="Mozilla/5.0 " * 100, language="x" * 500)
+    response = await post(instance, token, [e])
+    assert response.json() == {"stored": 1, "duplicates": 0}
+    rows = {r["key"]: r for r in (await report(instance, by="language")).json()["rows"]}
+    assert rows["x" * 64]["requested"] >= 1
+
+
 async def test_report_by_day_since_and_admin_only(gateway, instance):
     token = SignedToken(gateway[1], "http://instance.test", SystemClock())()
     lang = f"lang-{uuid.uuid4().hex[:6]}"

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import httpx
 from anyio import to_thread
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from sqlalchemy import (
     Column,
     DateTime,
@@ -85,6 +85,16 @@ usage_events = Table(
 )
 
 
+def _clipped(limit: int) -> Any:
+    """An optional string cut to the column's size: an over-long user agent must not make the
+    gateway's whole batch invalid (it would be parked, and the usage lost to reports)."""
+
+    def clip(value: Any) -> Any:
+        return value[:limit] if isinstance(value, str) else value
+
+    return Annotated[str | None, BeforeValidator(clip)]
+
+
 class IncomingEvent(BaseModel):
     """One usage event on the wire (the gateway's event schema; unknown fields are ignored)."""
 
@@ -99,21 +109,21 @@ class IncomingEvent(BaseModel):
         "code_suggestion_rejected",
     ]
     timestamp: datetime
-    realm: str | None = Field(default=None, max_length=32)
-    instance_id: str | None = Field(default=None, max_length=64)
-    global_user_id: str | None = Field(default=None, max_length=255)
-    host_name: str | None = Field(default=None, max_length=255)
-    language: str | None = Field(default=None, max_length=64)
-    model_provider: str | None = Field(default=None, max_length=255)
-    model_name: str | None = Field(default=None, max_length=255)
+    realm: _clipped(32) = None
+    instance_id: _clipped(64) = None
+    global_user_id: _clipped(255) = None
+    host_name: _clipped(255) = None
+    language: _clipped(64) = None
+    model_provider: _clipped(255) = None
+    model_name: _clipped(255) = None
     path: Literal["direct", "monolith"] | None = None
-    status: str | None = Field(default=None, max_length=128)
+    status: _clipped(128) = None
     latency_ms: float | None = None
     suggestion_chars: int | None = None
     count: int = Field(default=1, ge=0)
-    client_name: str | None = Field(default=None, max_length=255)
-    client_version: str | None = Field(default=None, max_length=64)
-    request_id: str | None = Field(default=None, max_length=128)
+    client_name: _clipped(255) = None
+    client_version: _clipped(64) = None
+    request_id: _clipped(128) = None
 
 
 class EventBatch(BaseModel):

@@ -32,6 +32,8 @@ class Collector:
             if self.fail_next > 0:
                 self.fail_next -= 1
                 return JSONResponse({"error": "unavailable"}, status_code=503)
+            if any(event.get("language") == "poison" for event in body["events"]):
+                return JSONResponse({"error": "events.language is invalid"}, status_code=400)
             for event in body["events"]:
                 self.received += 1
                 self.events.setdefault(event["event_id"], event)

@@ -101,6 +101,19 @@ async def test_same_event_recorded_twice_is_stored_once(tmp_path):
         await outbox.aclose()
 
 
+async def test_a_failed_write_fails_record_instead_of_losing_the_event(tmp_path):
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, JsonlSink(tmp_path / "u.jsonl"), ship=False)
+    await outbox.start()
+    try:
+        with sqlite3.connect(path) as conn:
+            conn.execute("DROP TABLE outbox")  # the writer's next INSERT cannot succeed
+        with pytest.raises(OSError, match="usage outbox write failed"):
+            await outbox.record(event())
+    finally:
+        await outbox.aclose()
+
+
 async def test_record_after_close_raises(tmp_path):
     outbox = Outbox(tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"))
     await outbox.start()
@@ -159,6 +172,31 @@ async def test_failed_deliveries_are_retried_with_backoff_until_acknowledged(
         assert fresh_collector.received == 10  # refused batches were not half-stored
         await eventually(lambda: outbox.consecutive_failures == 0)
         await eventually(lambda: no_pending(outbox))
+    finally:
+        await outbox.aclose()
+
+
+async def test_events_the_sink_refuses_are_parked_without_holding_back_the_rest(
+    tmp_path, fresh_collector
+):
+    path = tmp_path / "outbox.db"
+    outbox = Outbox(path, HttpSink(fresh_collector.url), batch_size=64, flush_interval=0.02)
+    await outbox.start()
+    try:
+        good = [event(i) for i in range(40)]
+        bad = [event(100 + i, language="poison") for i in range(2)]
+        batch = good[:13] + bad[:1] + good[13:30] + bad[1:] + good[30:]
+        await asyncio.gather(*(outbox.record(e) for e in batch))
+        await eventually(lambda: len(fresh_collector.events) == 40)
+        await eventually(lambda: no_pending(outbox))
+        assert set(fresh_collector.events) == {e.event_id for e in good}
+        with sqlite3.connect(path) as conn:
+            parked = conn.execute(
+                "SELECT event_id, last_error FROM outbox WHERE parked_at IS NOT NULL"
+            ).fetchall()
+        assert {p[0] for p in parked} == {e.event_id for e in bad}
+        assert all("400" in p[1] for p in parked)
+        assert outbox.consecutive_failures == 0
     finally:
         await outbox.aclose()
 

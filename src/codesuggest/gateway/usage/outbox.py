@@ -23,13 +23,13 @@ import socket
 import sqlite3
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from codesuggest.common.logs import get_logger
 from codesuggest.gateway.usage.events import UsageEvent
-from codesuggest.gateway.usage.sinks import Sink
+from codesuggest.gateway.usage.sinks import Sink, SinkError
 from codesuggest.tokens import Clock, SystemClock
 
 log = get_logger("codesuggest.gateway.usage")
@@ -44,9 +44,12 @@ CREATE TABLE IF NOT EXISTS outbox (
     next_attempt_at REAL NOT NULL DEFAULT 0,
     lease_owner TEXT,
     lease_until REAL,
-    delivered_at REAL
+    delivered_at REAL,
+    parked_at REAL,
+    last_error TEXT
 );
-CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE delivered_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq)
+    WHERE delivered_at IS NULL AND parked_at IS NULL;
 CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at)
     WHERE delivered_at IS NOT NULL;
 """
@@ -55,7 +58,7 @@ CLAIM = """
 UPDATE outbox SET lease_owner = :owner, lease_until = :until, attempts = attempts + 1
 WHERE seq IN (
     SELECT seq FROM outbox
-    WHERE delivered_at IS NULL AND next_attempt_at <= :now
+    WHERE delivered_at IS NULL AND parked_at IS NULL AND next_attempt_at <= :now
       AND (lease_until IS NULL OR lease_until <= :now)
     ORDER BY seq LIMIT :limit)
 RETURNING seq, payload, attempts
@@ -150,7 +153,10 @@ class Outbox:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._conn = await asyncio.to_thread(self._open)
-        self._writer = threading.Thread(target=self._write_loop, name="usage-outbox", daemon=True)
+        writer_conn = await asyncio.to_thread(connect, self.path, self.synchronous)
+        self._writer = threading.Thread(
+            target=self._write_loop, args=(writer_conn,), name="usage-outbox", daemon=True
+        )
         self._writer.start()
         if self.ship:
             self._shipper = asyncio.create_task(self._ship_loop(), name="usage-shipper")
@@ -191,7 +197,7 @@ class Outbox:
         """Return once the events are committed to the outbox (or raise if they could not be)."""
         if not events:
             return
-        if self._closed or self._writer is None:
+        if self._closed or self._writer is None or not self._writer.is_alive():
             raise OutboxClosed("the usage outbox is not running")
         now = self.clock.now()
         rows = [(e.event_id, e.model_dump_json(exclude_none=True), now) for e in events]
@@ -200,8 +206,7 @@ class Outbox:
         self._queue.put(_Write(rows, future, loop))
         await future
 
-    def _write_loop(self) -> None:
-        conn = connect(self.path, self.synchronous)
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
             stop = False
             while not stop:
@@ -238,9 +243,9 @@ class Outbox:
                 conn.execute("ROLLBACK")
                 raise
             self.commits += 1
-        except sqlite3.Error as exc:
+        except Exception as exc:  # every waiting caller must hear about it, whatever it is
             log.error("usage outbox write failed", error=f"{type(exc).__name__}: {exc}")
-            error = OSError(f"usage outbox write failed: {exc}")
+            error = OSError(f"usage outbox write failed: {type(exc).__name__}: {exc}")
         by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
         for item in items:
             by_loop.setdefault(item.loop, []).append(item)
@@ -303,33 +308,63 @@ class Outbox:
 
     async def ship_once(self) -> int:
         """Claim one batch, deliver it, mark it delivered. Returns how many were delivered;
-        raises (after releasing the batch for a later retry) if the sink did not acknowledge."""
+        raises (after releasing the batch for a later retry) if the sink did not acknowledge.
+
+        A batch the sink refuses as permanently invalid is split in halves until the refused
+        events are alone; those are parked (kept, with the error, never retried) so one bad
+        event cannot hold back the others."""
         claimed = await asyncio.to_thread(self._claim)
         if not claimed:
             return 0
-        seqs = [seq for seq, _, _ in claimed]
+        delivered: list[int] = []
+        parked: list[tuple[int, str]] = []
+        try:
+            await self._deliver(claimed, delivered, parked)
+        except BaseException as exc:
+            settled = set(delivered) | {seq for seq, _ in parked}
+            rest = [seq for seq, _, _ in claimed if seq not in settled]
+            attempts = max(a for _, _, a in claimed)
+            retry = (
+                rest,
+                self.clock.now() + self.backoff(attempts),
+                f"{type(exc).__name__}: {exc}",
+            )
+            await asyncio.shield(asyncio.to_thread(self._settle, delivered, parked, retry))
+            raise
+        await asyncio.shield(asyncio.to_thread(self._settle, delivered, parked, None))
+        self.delivered += len(delivered)
+        return len(delivered)
+
+    async def _deliver(
+        self,
+        rows: list[tuple[int, str, int]],
+        delivered: list[int],
+        parked: list[tuple[int, str]],
+    ) -> None:
         try:
             await asyncio.wait_for(
-                self.sink.deliver([payload for _, payload, _ in claimed]),
-                timeout=self.sink_timeout,
+                self.sink.deliver([payload for _, payload, _ in rows]), timeout=self.sink_timeout
             )
-        except BaseException:
-            attempts = max(a for _, _, a in claimed)
-            await asyncio.shield(
-                asyncio.to_thread(self._release, seqs, self.clock.now() + self.backoff(attempts))
-            )
-            raise
-        await asyncio.shield(asyncio.to_thread(self._mark_delivered, seqs))
-        self.delivered += len(seqs)
-        return len(seqs)
+        except SinkError as exc:
+            if not exc.permanent:
+                raise
+            if len(rows) == 1:
+                log.error("usage event parked: the sink refuses it", seq=rows[0][0], error=str(exc))
+                parked.append((rows[0][0], str(exc)[:500]))
+                return
+            half = len(rows) // 2
+            await self._deliver(rows[:half], delivered, parked)
+            await self._deliver(rows[half:], delivered, parked)
+            return
+        delivered.extend(seq for seq, _, _ in rows)
 
-    def _transaction(self, sql: str, params: Sequence[object] | dict[str, object]) -> list:
+    def _transaction(self, work: Callable[[sqlite3.Connection], list]) -> list:
         assert self._conn is not None
         conn = self._conn
         with self._conn_lock:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                rows = conn.execute(sql, params).fetchall()
+                rows = work(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -338,36 +373,55 @@ class Outbox:
 
     def _claim(self) -> list[tuple[int, str, int]]:
         now = self.clock.now()
-        rows = self._transaction(
-            CLAIM,
-            {
-                "owner": self.owner,
-                "until": now + self.lease_seconds,
-                "now": now,
-                "limit": self.batch_size,
-            },
-        )
-        return sorted(rows)
+        params = {
+            "owner": self.owner,
+            "until": now + self.lease_seconds,
+            "now": now,
+            "limit": self.batch_size,
+        }
+        return sorted(self._transaction(lambda conn: conn.execute(CLAIM, params).fetchall()))
 
-    def _release(self, seqs: list[int], retry_at: float) -> None:
-        self._transaction(
-            "UPDATE outbox SET lease_owner = NULL, lease_until = NULL, next_attempt_at = ? "
-            "WHERE lease_owner = ? AND delivered_at IS NULL "
-            "AND seq IN (SELECT value FROM json_each(?))",
-            [retry_at, self.owner, json.dumps(seqs)],
-        )
+    def _settle(
+        self,
+        delivered: list[int],
+        parked: list[tuple[int, str]],
+        retry: tuple[list[int], float, str] | None,
+    ) -> None:
+        """In one transaction: mark delivered rows, park refused ones, release the rest (only
+        rows still leased by us) for a retry at the given time."""
+        now = self.clock.now()
 
-    def _mark_delivered(self, seqs: list[int]) -> None:
-        self._transaction(
-            "UPDATE outbox SET delivered_at = ?, lease_owner = NULL, lease_until = NULL "
-            "WHERE seq IN (SELECT value FROM json_each(?))",
-            [self.clock.now(), json.dumps(seqs)],
-        )
+        def work(conn: sqlite3.Connection) -> list:
+            if delivered:
+                conn.execute(
+                    "UPDATE outbox SET delivered_at = ?, lease_owner = NULL, lease_until = NULL "
+                    "WHERE seq IN (SELECT value FROM json_each(?))",
+                    (now, json.dumps(delivered)),
+                )
+            if parked:
+                conn.executemany(
+                    "UPDATE outbox SET parked_at = ?, last_error = ?, lease_owner = NULL, "
+                    "lease_until = NULL WHERE seq = ?",
+                    [(now, error, seq) for seq, error in parked],
+                )
+            if retry is not None and retry[0]:
+                seqs, retry_at, error = retry
+                conn.execute(
+                    "UPDATE outbox SET lease_owner = NULL, lease_until = NULL, "
+                    "next_attempt_at = ?, last_error = ? WHERE lease_owner = ? "
+                    "AND delivered_at IS NULL AND seq IN (SELECT value FROM json_each(?))",
+                    (retry_at, error[:500], self.owner, json.dumps(seqs)),
+                )
+            return []
+
+        self._transaction(work)
 
     def _prune(self) -> None:
+        cutoff = self.clock.now() - self.keep_delivered
         self._transaction(
-            "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?",
-            [self.clock.now() - self.keep_delivered],
+            lambda conn: conn.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (cutoff,)
+            ).fetchall()
         )
 
     # -- inspection ------------------------------------------------------------------------
@@ -378,7 +432,7 @@ class Outbox:
         def count() -> int:
             assert self._conn is not None
             with self._conn_lock:
-                sql = "SELECT count(*) FROM outbox WHERE delivered_at IS NULL"
+                sql = "SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND parked_at IS NULL"
                 return self._conn.execute(sql).fetchone()[0]
 
         return await asyncio.to_thread(count)

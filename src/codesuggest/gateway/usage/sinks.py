@@ -26,7 +26,12 @@ SNOWPLOW_SCHEMA = "iglu:com.codesuggest/usage_event/jsonschema/1-0-0"
 
 
 class SinkError(Exception):
-    """The sink did not acknowledge the batch."""
+    """The sink did not acknowledge the batch. `permanent`: it refused the batch as invalid
+    (retrying the same events cannot succeed), as opposed to being unavailable."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 class Sink(Protocol):
@@ -71,6 +76,8 @@ class JsonlSink:
 
 
 TokenProvider = Callable[[], str]
+PERMANENT_STATUSES = frozenset({400, 413, 422})
+"""Collector answers that mean "this batch is invalid" (401/403/429/5xx are worth a retry)."""
 
 
 class HttpSink:
@@ -96,7 +103,10 @@ class HttpSink:
         except httpx.HTTPError as exc:
             raise SinkError(f"{type(exc).__name__}: {exc}") from exc
         if not response.is_success:
-            raise SinkError(f"collector answered {response.status_code}: {response.text[:200]}")
+            raise SinkError(
+                f"collector answered {response.status_code}: {response.text[:200]}",
+                permanent=response.status_code in PERMANENT_STATUSES,
+            )
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -198,3 +198,22 @@ async def test_snowplow_sink_raises_when_the_collector_refuses(snowplow):
         await sink.aclose()
         snowplow.status = 200
     assert len(snowplow.posts) == 1  # no retry of its own: the outbox owns retries
+
+
+def test_settings_read_from_the_documented_env_names(monkeypatch):
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class Host(BaseSettings):  # the gateway settings' env config, with `usage` nested
+        model_config = SettingsConfigDict(
+            env_prefix="CODESUGGEST_GATEWAY_", env_nested_delimiter="__", extra="ignore"
+        )
+        usage: UsageSettings = UsageSettings()
+
+    monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__SINK", "http")
+    monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__HTTP_URL", "http://c.test/usage")
+    monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__HTTP_TOKEN", "tok")
+    monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__BATCH_SIZE", "50")
+    usage = Host().usage
+    assert (usage.sink, usage.http_url, usage.batch_size) == ("http", "http://c.test/usage", 50)
+    assert usage.http_token.get_secret_value() == "tok"
+    assert "tok" not in repr(usage)  # the token never shows in logs or reprs

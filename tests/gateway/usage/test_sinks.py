@@ -211,9 +211,9 @@ def test_settings_read_from_the_documented_env_names(monkeypatch):
 
     monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__SINK", "http")
     monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__HTTP_URL", "http://c.test/usage")
-    monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__HTTP_TOKEN", "tok")
+    monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__HTTP_TOKEN", "s3cr3t-value")
     monkeypatch.setenv("CODESUGGEST_GATEWAY_USAGE__BATCH_SIZE", "50")
     usage = Host().usage
     assert (usage.sink, usage.http_url, usage.batch_size) == ("http", "http://c.test/usage", 50)
-    assert usage.http_token.get_secret_value() == "tok"
-    assert "tok" not in repr(usage)  # the token never shows in logs or reprs
+    assert usage.http_token.get_secret_value() == "s3cr3t-value"
+    assert "s3cr3t-value" not in repr(usage)  # the token never shows in logs or reprs

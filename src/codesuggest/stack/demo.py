@@ -30,9 +30,10 @@ SAMPLE = {
     "prompt_version": 1,
     "project_path": "demo/project",
     "current_file": {
-        "file_name": "app/maths.py",
+        "file_name": "app/files.py",
         "language_identifier": "python",
-        "content_above_cursor": "def add(a, b):\n    ",
+        "content_above_cursor": "import os\n\n\ndef read_file(path):\n    with open(path) as f:\n"
+        "        return f.",
         "content_below_cursor": "\n",
     },
     "stream": False,

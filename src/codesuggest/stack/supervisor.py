@@ -21,6 +21,9 @@ from codesuggest.stack.parts import MARKER, command, environment
 READY_TIMEOUT = 60.0
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 20
+STAGES = (("portal",), ("self-managed", "saas"), ("gateway",))
+"""Started together within a stage: the self-managed instance syncs with the portal as it
+starts, and the gateway is ready only once the portal's and the SaaS instance's keys load."""
 
 
 def log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -172,11 +175,14 @@ class Supervisor:
         try:
             for name in PARTS:
                 check_port_free(name, self.layout.port(name))
-            for name in PARTS:
-                on_progress(name, "starting")
-                part = self.start(name)
-                seconds = wait_ready(part, timeout)
-                on_progress(name, f"ready in {seconds:.1f}s")
+            for stage in STAGES:
+                started = []
+                for name in stage:
+                    on_progress(name, "starting")
+                    started.append(self.start(name))
+                for part in started:
+                    seconds = wait_ready(part, timeout)
+                    on_progress(part.name, f"ready in {seconds:.1f}s")
         except BaseException:
             self.stop_all()
             raise

@@ -1,0 +1,155 @@
+"""`codesuggest up --detach --json`, `status --json`, `down`, and the failure messages, run as
+a user runs them (subprocesses)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from e2e.stack_helpers import free_port_base
+
+pytestmark = pytest.mark.slow
+CLI = str(Path(sys.executable).parent / "codesuggest")
+
+
+def run(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, CODESUGGEST_CONFIG_DIR=str(home / "client"))
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def test_up_detach_status_down_and_reuse(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    base = free_port_base()
+    up = run(
+        "up", "--detach", "--json", "--data-dir", str(data), "--port-base", str(base), home=tmp_path
+    )
+    try:
+        assert up.returncode == 0, up.stderr
+        body = json.loads(up.stdout)
+        assert body["data_dir"] == str(data.resolve())
+        assert body["portal"]["url"] == f"http://127.0.0.1:{base}"
+        assert body["gateway"]["url"] == body["edge"]["url"] == f"http://127.0.0.1:{base + 3}"
+        sm, saas = body["instances"]["self-managed"], body["instances"]["saas"]
+        assert sm["url"] == f"http://127.0.0.1:{base + 1}" and saas["url"].endswith(str(base + 2))
+        assert all(
+            p.startswith("glpat-")
+            for p in (sm["admin_pat"], sm["user_pat"], saas["admin_pat"], saas["user_pat"])
+        )
+        assert stat.S_IMODE((data / "stack.json").stat().st_mode) == 0o600
+        client_config = json.loads((tmp_path / "client" / "client.json").read_text())
+        assert client_config == {"instance_url": sm["url"], "token": sm["user_pat"]}
+
+        status = run("status", "--json", "--data-dir", str(data), home=tmp_path)
+        assert status.returncode == 0, status.stderr
+        state = json.loads(status.stdout)
+        assert state["running"] is True
+        assert {name for name, part in state["parts"].items() if part["ready"]} == {
+            "portal",
+            "self-managed",
+            "saas",
+            "gateway",
+        }
+        reply = httpx.post(
+            sm["url"] + "/api/v4/code_suggestions/direct_access",
+            headers={"PRIVATE-TOKEN": sm["user_pat"]},
+        )
+        assert reply.status_code == 201, reply.text
+
+        again = run("up", "--detach", "--data-dir", str(data), home=tmp_path)
+        assert again.returncode == 1 and "already running" in again.stderr
+    finally:
+        down = run("down", "--data-dir", str(data), home=tmp_path)
+    assert down.returncode == 0 and "stopped" in down.stdout
+    assert all(port_free(base + offset) for offset in range(4))
+    stopped = run("status", "--json", "--data-dir", str(data), home=tmp_path)
+    assert stopped.returncode == 3 and json.loads(stopped.stdout)["running"] is False
+
+    # A second `up` on the same data directory reuses everything: same PATs, same licence.
+    reused = run("up", "--detach", "--json", "--data-dir", str(data), home=tmp_path)
+    try:
+        assert reused.returncode == 0, reused.stderr
+        assert json.loads(reused.stdout)["instances"] == body["instances"]
+        reply = httpx.post(
+            sm["url"] + "/api/v4/code_suggestions/direct_access",
+            headers={"PRIVATE-TOKEN": sm["user_pat"]},
+        )
+        assert reply.status_code == 201, reply.text
+    finally:
+        run("down", "--data-dir", str(data), home=tmp_path)
+
+
+def test_port_in_use_names_the_part_and_starts_nothing(tmp_path: Path) -> None:
+    base = free_port_base()
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", base + 2))
+        squatter.listen()
+        up = run(
+            "up",
+            "--detach",
+            "--data-dir",
+            str(tmp_path / "d"),
+            "--port-base",
+            str(base),
+            home=tmp_path,
+        )
+    assert up.returncode == 1
+    message = " ".join(up.stderr.split())
+    assert "SaaS" in message or "saas" in message
+    assert f"port {base + 2}" in message and "already in use" in message
+    assert all(port_free(base + offset) for offset in (0, 1, 3))
+    assert not (tmp_path / "d" / "stack.pid").exists()
+
+
+def test_part_dying_at_start_shows_its_log_and_stops_the_rest(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "gateway").write_text("not a directory\n")  # the gateway cannot keep its key here
+    base = free_port_base()
+    up = run("up", "--detach", "--data-dir", str(data), "--port-base", str(base), home=tmp_path)
+    assert up.returncode == 1
+    assert "the gateway failed to start" in up.stderr
+    assert "last lines of" in up.stderr and "gateway.log" in up.stderr
+    assert all(port_free(base + offset) for offset in range(4))
+    assert not (data / "stack.pid").exists()
+
+
+def test_corrupt_state_file_is_named(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "stack.json").write_text("{not json")
+    up = run(
+        "up",
+        "--detach",
+        "--data-dir",
+        str(data),
+        "--port-base",
+        str(free_port_base()),
+        home=tmp_path,
+    )
+    assert up.returncode == 1
+    assert "stack.json is corrupt" in " ".join(up.stderr.split())
+
+
+def test_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_text("x")
+    up = run("up", "--detach", "--data-dir", str(target), home=tmp_path)
+    assert up.returncode == 1 and "is not a directory" in " ".join(up.stderr.split())

@@ -4,8 +4,6 @@ a random free port base in a tmp data directory, plus admin actions on its datab
 from __future__ import annotations
 
 import os
-import random
-import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,29 +11,12 @@ from pathlib import Path
 
 from codesuggest.instance import admin, seats
 from codesuggest.instance.store import open_store
+from codesuggest.stack.demo import SAMPLE
+from codesuggest.stack.layout import free_port_base
 from codesuggest.stack.provision import SAAS_GROUP, instance_settings
 from codesuggest.stack.runner import Stack
 
-SAMPLE_ABOVE = "import os\n\n\ndef read_file(path):\n    with open(path) as f:\n        return f."
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port_base() -> int:
-    """A base where the stack's four consecutive ports are free."""
-    for _ in range(200):
-        base = random.randrange(20000, 60000)
-        if all(_port_free(base + offset) for offset in range(4)):
-            return base
-    raise RuntimeError("no four consecutive free ports found")
+SAMPLE_ABOVE = SAMPLE["current_file"]["content_above_cursor"]
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from e2e.stack_helpers import free_port_base
+from codesuggest.stack.layout import free_port_base, port_free
 
 pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "codesuggest")
@@ -23,16 +23,6 @@ CLI = str(Path(sys.executable).parent / "codesuggest")
 def run(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, CODESUGGEST_CONFIG_DIR=str(home / "client"))
     return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
-
-
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # ignore TIME_WAIT
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def test_up_detach_status_down_and_reuse(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,3 +117,22 @@ def write_private_json(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_base(low: int = 20000, high: int = 60000) -> int:
+    """A random base whose four consecutive ports are free (tests and benchmarks)."""
+    for _ in range(200):
+        base = random.randrange(low, high)
+        if all(port_free(base + offset) for offset in PORT_OFFSETS.values()):
+            return base
+    raise StackError("no four consecutive free ports found on loopback")

@@ -71,8 +71,14 @@ def part_settings(part: str, layout: Layout, license_key: str | None) -> dict[st
 
 
 def environment(
-    part: str, layout: Layout, license_key: str | None, base: Mapping[str, str] | None = None
+    part: str,
+    layout: Layout,
+    license_key: str | None,
+    base: Mapping[str, str] | None = None,
+    overrides: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
+    """`base` (default: our environment) without shared-infrastructure settings, plus the
+    part's settings, plus `overrides` (full variable names; e.g. a benchmark's relays)."""
     env = dict(os.environ if base is None else base)
     for name in _SHARED_ENV:
         env.pop(name, None)
@@ -85,5 +91,6 @@ def environment(
             for key, value in part_settings(part, layout, license_key).items()
         }
     )
+    env.update(overrides or {})
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env

@@ -7,6 +7,7 @@ start interrupted half-way resumes where it stopped.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -41,8 +42,19 @@ def portal_settings(layout: Layout) -> PortalSettings:
     )
 
 
-def instance_settings(realm: str, layout: Layout, license_key: str | None) -> InstanceSettings:
+def instance_settings(
+    realm: str,
+    layout: Layout,
+    license_key: str | None,
+    overrides: Mapping[str, str] | None = None,
+) -> InstanceSettings:
+    """The settings the instance process runs with (opening its store re-seeds the stored
+    application settings from them, so they must match the process's environment)."""
     values: dict[str, Any] = dict(part_settings(realm, layout, license_key))
+    prefix = "CODESUGGEST_INSTANCE_"
+    for name, value in (overrides or {}).items():
+        if name.startswith(prefix):
+            values[name.removeprefix(prefix).lower()] = value
     # `database_url` is read through its alias only.
     values["CODESUGGEST_INSTANCE_DATABASE_URL"] = values.pop("database_url")
     return InstanceSettings(**values)
@@ -151,9 +163,11 @@ def save_client_config(layout: Layout, state: dict[str, Any]) -> bool:
     return True
 
 
-def sync_tokens(layout: Layout, state: dict[str, Any]) -> SyncResult:
+def sync_tokens(
+    layout: Layout, state: dict[str, Any], overrides: Mapping[str, str] | None = None
+) -> SyncResult:
     """Run the self-managed instance's token sync now (forced: the portal URL may have moved)."""
-    settings = instance_settings("self-managed", layout, state.get("license_key"))
+    settings = instance_settings("self-managed", layout, state.get("license_key"), overrides)
     store = open_store(settings)
 
     async def once() -> SyncResult:

@@ -50,6 +50,8 @@ class Stack:
     data_dir: Path
     port_base: int | None = None
     base_env: Mapping[str, str] | None = None
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Extra environment per part, applied last (benchmarks put relays between parts)."""
     state: dict[str, Any] = field(default_factory=dict)
     supervisor: Supervisor | None = None
     config_written: bool = False
@@ -74,11 +76,13 @@ class Stack:
         layout = self.layout
         on_progress("data", "provisioning" if not self.state.get("instances") else "reusing")
         self.state = provision(layout, self.state)
-        self.supervisor = Supervisor(layout, self.state.get("license_key"), self.base_env)
+        self.supervisor = Supervisor(
+            layout, self.state.get("license_key"), self.base_env, self.overrides
+        )
         self.supervisor.start_all(on_progress, timeout)
         try:
             on_progress("sync", "token sync with the portal")
-            result = sync_tokens(layout, self.state)
+            result = sync_tokens(layout, self.state, self.overrides.get("self-managed"))
             if not result.ok:
                 raise StackError(f"the self-managed instance's token sync failed: {result.reason}")
             self.config_written = save_client_config(layout, self.state)

@@ -144,6 +144,7 @@ class Supervisor:
     layout: Layout
     license_key: str | None
     base_env: Mapping[str, str] | None = None
+    overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     parts: dict[str, PartProcess] = field(default_factory=dict)
 
     def start(self, name: str, detach: bool = False) -> PartProcess:
@@ -153,7 +154,9 @@ class Supervisor:
         with log_file.open("ab") as log:
             process = subprocess.Popen(
                 command(name, self.layout),
-                env=environment(name, self.layout, self.license_key, self.base_env),
+                env=environment(
+                    name, self.layout, self.license_key, self.base_env, self.overrides.get(name)
+                ),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,0 +1,222 @@
+"""Paths benchmark: the same completion over the direct path (client -> edge -> gateway) and
+over the monolith path (client -> instance -> gateway), interleaved in one run, on the
+embedded stack (real processes, embedded engine).
+
+Prints one JSON object: per path p50/p95/mean in ms, their ratio and the saving.
+
+    .venv/bin/python bench/paths.py [--rounds 200]
+    .venv/bin/python bench/paths.py --rtt-ms 20,40,20
+        # round trips CLIENT_INSTANCE,INSTANCE_GATEWAY,CLIENT_GATEWAY
+
+With --rtt-ms each hop gets that round-trip time added. The preferred emulation is tc netem
+on veth pairs between network namespaces, but it needs the kernel's sch_netem; where that is
+missing (as in many containers) this benchmark always uses what works everywhere: a TCP relay
+per hop on loopback that holds every chunk for half the RTT in each direction (netem's
+`delay`, without jitter, loss or rate limits). The JSON says which emulation ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from codesuggest.common.logs import configure
+from codesuggest.common.serving import bind
+from codesuggest.stack.demo import SAMPLE as REQUEST
+from codesuggest.stack.layout import free_port_base
+from codesuggest.stack.runner import Stack
+
+
+class DelayRelay:
+    """Listens on loopback and forwards to `target`, delaying each direction by `one_way` s."""
+
+    def __init__(self, target_port: int, one_way: float) -> None:
+        self.target_port = target_port
+        self.one_way = one_way
+        self.sock = bind("127.0.0.1", 0)
+        self.port = self.sock.getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def serve(self) -> None:
+        server = await asyncio.start_server(self._accept, sock=self.sock)
+        async with server:
+            await server.serve_forever()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+        except OSError:
+            writer.close()
+            return
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, chunk = await queue.get()
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not chunk:
+                    sink.close()
+                    return
+                sink.write(chunk)
+                await sink.drain()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while chunk := await source.read(65536):
+                queue.put_nowait((loop.time() + self.one_way, chunk))
+        finally:
+            queue.put_nowait((loop.time() + self.one_way, b""))
+            await sender
+
+
+def start_relays(relays: list[DelayRelay]) -> None:
+    loop = asyncio.new_event_loop()
+
+    def run() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(asyncio.gather(*(relay.serve() for relay in relays)))
+
+    threading.Thread(target=run, daemon=True, name="delay-relays").start()
+
+
+def stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "p50": round(statistics.median(ordered), 2),
+        "p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 2),
+        "mean": round(statistics.fmean(ordered), 2),
+    }
+
+
+def measure(instance_url: str, pat: str, rounds: int, warmup: int) -> dict[str, Any]:
+    with httpx.Client(timeout=60.0) as http:
+        details = http.post(
+            f"{instance_url}/api/v4/code_suggestions/direct_access",
+            headers={"PRIVATE-TOKEN": pat},
+        )
+        details.raise_for_status()
+        body = details.json()
+        direct_url = body["base_url"] + "/v2/completions"
+        direct_headers = dict(body["headers"], Authorization=f"Bearer {body['token']}")
+        monolith_url = f"{instance_url}/api/v4/code_suggestions/completions"
+        monolith_body = dict(REQUEST, intent="completion")
+
+        def direct() -> httpx.Response:
+            return http.post(direct_url, headers=direct_headers, json=REQUEST)
+
+        def monolith() -> httpx.Response:
+            return http.post(monolith_url, headers={"PRIVATE-TOKEN": pat}, json=monolith_body)
+
+        samples: dict[str, list[float]] = {"direct": [], "monolith": []}
+        texts: set[str] = set()
+        for index in range(warmup + rounds):
+            order = [("direct", direct), ("monolith", monolith)]
+            if index % 2:
+                order.reverse()  # neither path always runs on a just-warmed gateway
+            for name, call in order:
+                t0 = time.perf_counter()
+                reply = call()
+                elapsed = (time.perf_counter() - t0) * 1000
+                reply.raise_for_status()
+                choices = reply.json().get("choices") or []
+                texts.add(choices[0]["text"] if choices else "")
+                if index >= warmup:
+                    samples[name].append(elapsed)
+    direct_stats, monolith_stats = stats(samples["direct"]), stats(samples["monolith"])
+    return {
+        "direct_ms": direct_stats,
+        "monolith_ms": monolith_stats,
+        "ratio_p50_monolith_over_direct": round(monolith_stats["p50"] / direct_stats["p50"], 3),
+        "ratio_p95_monolith_over_direct": round(monolith_stats["p95"] / direct_stats["p95"], 3),
+        "saved_p50_ms": round(monolith_stats["p50"] - direct_stats["p50"], 2),
+        "same_suggestion_both_paths": len(texts) == 1,
+    }
+
+
+def run(rounds: int, warmup: int, rtt_ms: tuple[float, float, float] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"benchmark": "paths", "rounds": rounds, "engine": "embedded"}
+    with tempfile.TemporaryDirectory(prefix="codesuggest-bench-") as tmp:
+        os.environ["CODESUGGEST_CONFIG_DIR"] = str(Path(tmp) / "client")
+        # One user sends every request: lift the instance's per-user limits for the run.
+        env = dict(
+            os.environ,
+            CODESUGGEST_INSTANCE_COMPLETIONS_PER_MINUTE="1000000",
+            CODESUGGEST_INSTANCE_DIRECT_ACCESS_PER_MINUTE="1000000",
+        )
+        stack = Stack(Path(tmp) / "stack", free_port_base(), env)
+        relays: list[DelayRelay] = []
+        if rtt_ms is not None:
+            client_instance, instance_gateway, client_gateway = (ms / 2000 for ms in rtt_ms)
+            layout = stack.layout
+            relays = [
+                DelayRelay(layout.port("self-managed"), client_instance),
+                DelayRelay(layout.port("gateway"), instance_gateway),
+                DelayRelay(layout.port("gateway"), client_gateway),
+            ]
+            start_relays(relays)
+            stack.overrides = {
+                "self-managed": {
+                    "CODESUGGEST_INSTANCE_GATEWAY_URL": relays[1].url,
+                    "CODESUGGEST_INSTANCE_EDGE_URL": relays[2].url,
+                }
+            }
+            result["rtt_ms"] = {
+                "client_instance": rtt_ms[0],
+                "instance_gateway": rtt_ms[1],
+                "client_gateway": rtt_ms[2],
+            }
+            result["emulation"] = "tcp delay relay per hop on loopback (rtt/2 each way)"
+        else:
+            result["emulation"] = "none (loopback)"
+        try:
+            stack.up()
+            instance_url = relays[0].url if relays else stack.layout.url("self-managed")
+            pat = stack.state["instances"]["self-managed"]["user_pat"]
+            result.update(measure(instance_url, pat, rounds, warmup))
+        finally:
+            stack.down()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument(
+        "--rtt-ms",
+        help="CLIENT_INSTANCE,INSTANCE_GATEWAY,CLIENT_GATEWAY round trips, e.g. 20,40,20",
+    )
+    args = parser.parse_args()
+    configure("WARNING")
+    rtt = None
+    if args.rtt_ms:
+        values = tuple(float(v) for v in args.rtt_ms.split(","))
+        if len(values) != 3 or min(values) < 0:
+            parser.error("--rtt-ms takes three non-negative numbers")
+        rtt = values  # type: ignore[assignment]
+    print(json.dumps(run(args.rounds, args.warmup, rtt), indent=2))  # type: ignore[arg-type]
+
+
+if __name__ == "__main__":
+    main()

@@ -157,3 +157,12 @@ def test_refused_auth_still_carries_server_timing(gw):
     assert r.json() == {"error": "No authorization header presented"}
     assert "auth;dur=" in r.headers["server-timing"]
     assert gw.usage.events == []
+
+
+def test_stage_latencies_are_exported(gw):
+    with gw.client() as c:
+        c.post("/v2/completions", json=completion_body(), headers=gw.user_headers())
+        text = c.get("/metrics").text
+    for stage in ("prompt", "model", "post", "post.scope", "post.brackets"):
+        line = f'codesuggest_gateway_completion_stage_seconds_count{{stage="{stage}"}}'
+        assert line in text, stage

@@ -50,6 +50,9 @@ def build_router(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.completions = service
+        metrics = getattr(app.state, "metrics", None)
+        if metrics is not None and service.stage_seconds is None:
+            service.register_metrics(metrics.registry)
         await registry.start()
         try:
             yield

@@ -11,6 +11,7 @@ from typing import Any
 
 import anyio
 from fastapi import Request, Response
+from prometheus_client import CollectorRegistry, Histogram
 from pydantic import ValidationError
 from starlette.responses import StreamingResponse
 
@@ -90,6 +91,26 @@ class CompletionService:
             context_share=settings.context_share,
             window_step=settings.window_step,
         )
+        self.stage_seconds: Histogram | None = None
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        """Per-stage latency (parse, prompt, model, post and each post-processing stage)."""
+        self.stage_seconds = Histogram(
+            "codesuggest_gateway_completion_stage_seconds",
+            "Completion request time by stage",
+            ["stage"],
+            registry=registry,
+            buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1),
+        )
+
+    def _observe(self, timings: dict[str, float], post_stages: dict[str, float]) -> None:
+        if self.stage_seconds is None:
+            return
+        for stage in ("parse", "prompt", "model", "post"):
+            if stage in timings:
+                self.stage_seconds.labels(stage=stage).observe(timings[stage])
+        for stage, seconds in post_stages.items():
+            self.stage_seconds.labels(stage=f"post.{stage}").observe(seconds)
 
     async def handle(self, request: Request, caller: Caller, *, generation: bool) -> Response:
         timings = timings_of(request)
@@ -168,7 +189,9 @@ class CompletionService:
             with measure(timings, "model"):
                 completion = await until_done_or_gone(request, call, self.settings.request_timeout)
             with measure(timings, "post"):
-                text = postprocess(completion.text, plan.ctx).text
+                processed = postprocess(completion.text, plan.ctx)
+            text = processed.text
+            self._observe(timings, processed.timings)
         except ClientGone:
             status = "error:cancelled"
             return Response(status_code=499)  # nobody is listening any more
@@ -277,6 +300,7 @@ class CompletionService:
                 raise ProviderTimeout("stream exceeded the request timeout") from exc
             delta, final = post.finish()
             final_text = final.text
+            self._observe(timings, final.timings)
             if delta:
                 yield sse.chunk(delta)
             status = "served" if final_text else "empty"

@@ -89,7 +89,8 @@ def _serve(conn: Any, usage: str, data_dir: str) -> None:
 
 def _bodies(count: int, seed: int = 7) -> list[dict[str, Any]]:
     """Cursor positions in stdlib files the embedded engine never trained on: after a `.`,
-    `(` or `= ` inside a line, or at the indentation of a new line."""
+    `(` or `= ` inside a line, or at the indentation of a new line, with the rest of the line
+    not yet typed."""
     from codesuggest.gateway.embedded import EmbeddedEngine
 
     files = sorted(EmbeddedEngine.held_out_files())[:40]
@@ -105,13 +106,16 @@ def _bodies(count: int, seed: int = 7) -> list[dict[str, Any]]:
         if hit is None:
             continue
         cut = hit.end()
+        # The developer is typing: the rest of the line is not written yet.
+        line_end = text.find("\n", cut)
+        below = text[line_end : line_end + 1000] if line_end >= 0 else ""
         bodies.append(
             {
                 "prompt_version": 1,
                 "current_file": {
                     "file_name": "bench/module.py",
                     "content_above_cursor": text[max(0, cut - 4000) : cut],
-                    "content_below_cursor": text[cut : cut + 1000],
+                    "content_below_cursor": below,
                 },
             }
         )

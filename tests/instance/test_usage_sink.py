@@ -250,3 +250,13 @@ async def test_cli_report_reads_the_instance(gateway, instance):
     )
     assert denied.exit_code == 1
     assert "403" in denied.output
+
+
+async def test_an_instance_without_a_sink_answers_404():
+    app = FastAPI()
+    app.include_router(router)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://i") as http:
+        posted = await http.post("/api/v4/usage/events", json={"events": []})
+        reported = await http.get("/api/v4/usage/report")
+    assert (posted.status_code, reported.status_code) == (404, 404)
+    assert posted.json() == {"message": "404 Not Found"}

@@ -301,11 +301,19 @@ def instance_admin(request: Request) -> None:
 
 router = APIRouter()
 UNAUTHORIZED = {"message": "401 Unauthorized"}
+NOT_FOUND = {"message": "404 Not Found"}
+
+
+def _sink(request: Request) -> UsageSink | None:
+    """The running sink, or None when this instance does not take usage events."""
+    return getattr(request.app.state, "usage_sink", None)
 
 
 @router.post("/api/v4/usage/events")
 async def receive_events(request: Request) -> JSONResponse:
-    sink: UsageSink = request.app.state.usage_sink
+    sink = _sink(request)
+    if sink is None:
+        return JSONResponse(NOT_FOUND, status_code=404)
     try:
         await sink.authenticate(request.headers.get("authorization"))
     except TokenError as exc:
@@ -327,7 +335,9 @@ async def usage_report(
     by: Literal["user", "day", "language"] = Query("user"),
     since: datetime | None = Query(None),
 ) -> JSONResponse:
-    sink: UsageSink = request.app.state.usage_sink
+    sink = _sink(request)
+    if sink is None:
+        return JSONResponse(NOT_FOUND, status_code=404)
     await to_thread.run_sync(sink.authorize_admin, request)
     rows = await to_thread.run_sync(sink.report, by, since)
     return JSONResponse({"by": by, "since": since.isoformat() if since else None, "rows": rows})

@@ -188,20 +188,21 @@ def test_the_51st_request_in_a_minute_is_429_with_retry_after(stack: Stack) -> N
 
 def test_100_calls_by_one_user_mint_once(stack: Stack) -> None:
     pat = stack.user()
-    before = stack.mints
+    before, signed = stack.mints, stack.ctx.user_tokens.mints
     tokens = set()
     for i in range(100):
         if i % 40 == 39:
             stack.clock.advance(60)  # stay under the per-minute limit
         tokens.add(stack.direct_access(pat).json()["token"])
     assert len(tokens) == 1
+    assert stack.ctx.user_tokens.mints - signed == 1
     if stack.realm == "self-managed":
         assert stack.mints - before == 1
 
 
 def test_50_concurrent_first_calls_mint_once(stack: Stack) -> None:
     pat = stack.user()
-    before = stack.mints
+    before, signed = stack.mints, stack.ctx.user_tokens.mints
 
     async def burst() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=stack.instance.url, timeout=20) as client:
@@ -217,6 +218,7 @@ def test_50_concurrent_first_calls_mint_once(stack: Stack) -> None:
     responses = asyncio.run(burst())
     assert [r.status_code for r in responses] == [201] * 50
     assert len({r.json()["token"] for r in responses}) == 1
+    assert stack.ctx.user_tokens.mints - signed == 1
     if stack.realm == "self-managed":
         assert stack.mints - before == 1
 

@@ -6,7 +6,8 @@ loopback; this process is the client. Reported:
                gateway adds around the model (auth, parsing, prompt, post-processing, usage);
   model_ms     p50/p99 of the embedded engine's own time (Server-Timing model);
   throughput   completions per second at --concurrency for --duration seconds, with errors.
-`--usage off` swaps the app's usage recorder for NullRecorder; `on` keeps what the app wires.
+`--usage off` runs the gateway with usage tracking disabled; `on` with the default outbox
+(JSONL sink).
 
     .venv/bin/python bench/gateway.py --duration 20 --usage on
 """
@@ -43,7 +44,7 @@ def _serve(conn: Any, usage: str, data_dir: str) -> None:
     from codesuggest.common.serving import bind, server_config
     from codesuggest.gateway.app import create_app
     from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
-    from codesuggest.gateway.usage.events import NullRecorder
+    from codesuggest.gateway.usage.settings import UsageSettings
     from codesuggest.tokens import (
         COMPLETE_CODE,
         PrivateKey,
@@ -71,11 +72,10 @@ def _serve(conn: Any, usage: str, data_dir: str) -> None:
     settings = GatewaySettings(
         trusted_issuers=[TrustedIssuer(url=issuer_url["url"], kind="saas-instance")],
         data_dir=Path(data_dir),
+        usage=UsageSettings(enabled=usage == "on"),
     )
     app = create_app(settings)
     url, _ = run(app)
-    if usage == "off":
-        app.state.usage = NullRecorder()
     token, _ = Signer(key, issuer_url["url"]).mint(
         subject=USER_ID,
         audience="gitlab-ai-gateway",

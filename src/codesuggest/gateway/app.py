@@ -18,7 +18,7 @@ from codesuggest.gateway.edge_routes import EdgeRoutes
 from codesuggest.gateway.errors import GatewayError, handle_gateway_error
 from codesuggest.gateway.metrics import GatewayMetrics
 from codesuggest.gateway.settings import GatewaySettings
-from codesuggest.gateway.usage.events import NullRecorder
+from codesuggest.gateway.usage.recorder import make_recorder
 from codesuggest.tokens import Clock, Signer, SystemClock
 
 log = get_logger("codesuggest.gateway")
@@ -68,10 +68,16 @@ def create_app(settings: GatewaySettings | None = None, clock: Clock | None = No
         trust = TrustStore(settings, clock, metrics)
         app.state.trust = trust
         app.state.signer = Signer(trust.signing_key, settings.service_name, clock)
+        usage = make_recorder(
+            settings.usage, data_dir=settings.data_dir, signer=app.state.signer, clock=clock
+        )
+        await usage.start()
+        app.state.usage = usage
         trust.start()
         try:
             yield
         finally:
+            await usage.aclose()
             await trust.aclose()
 
     app = FastAPI(
@@ -83,7 +89,6 @@ def create_app(settings: GatewaySettings | None = None, clock: Clock | None = No
     app.state.settings = settings
     app.state.clock = clock
     app.state.metrics = metrics
-    app.state.usage = NullRecorder()
     app.add_exception_handler(GatewayError, handle_gateway_error)
     app.add_exception_handler(Exception, _internal_error)
     app.include_router(monitoring.router)

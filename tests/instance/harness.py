@@ -9,7 +9,6 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -262,6 +261,3 @@ def wait_ready(url: str, timeout: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} not ready")
             time.sleep(0.02)
-
-
-LONG_AGO = timedelta(days=40)

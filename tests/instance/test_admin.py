@@ -293,3 +293,14 @@ def test_usage_sink_is_served_by_the_instance_app(saas_server) -> None:  # type:
     assert refused.status_code == 401
     assert refused.json() == {"message": "401 Unauthorized"}
     assert httpx.get(server.url + "/api/v4/usage/report").status_code == 401
+
+
+def test_monitoring(saas_server) -> None:  # type: ignore[no-untyped-def]
+    server, _ = saas_server
+    assert httpx.get(server.url + "/monitoring/healthz").json() == {"status": "ok"}
+    ready = httpx.get(server.url + "/monitoring/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok", "realm": "saas", "instance_token": True}
+    missing = httpx.get(server.url + "/api/v4/nothing-here")
+    assert missing.status_code == 404
+    assert missing.headers["X-GitLab-Error-Origin"] == "monolith"

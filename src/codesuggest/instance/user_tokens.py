@@ -54,6 +54,3 @@ class UserTokenCache:
             return minted
         finally:
             self._inflight.pop(key, None)
-
-    def drop(self, key: Hashable) -> None:
-        self._tokens.pop(key, None)

@@ -7,7 +7,11 @@ limits, cached user tokens) never couples tests.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import jwt
@@ -188,3 +192,49 @@ def test_every_part_still_running(stack: Stack) -> None:
         timeout=30,
         what="gateway ready",
     )
+
+
+def run_demo(stack: Stack) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            str(Path(sys.executable).parent / "codesuggest"),
+            "demo",
+            "--rounds",
+            "2",
+            "--data-dir",
+            str(stack.data_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, COLUMNS="200"),
+    )
+
+
+def test_demo_plays_every_step_against_the_running_stack(stack: Stack) -> None:
+    result = run_demo(stack)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "using the running system" in result.stdout
+    for arrows in (
+        "[1-4]",
+        "[5-18]",
+        "[8, 13-15]",
+        "[9-12]",
+        "[5-7, 16-18]",
+        "[32-35]",
+        "[30, 36-38]",
+    ):
+        assert f"✓ {arrows}" in result.stdout, arrows
+    assert "direct p50" in result.stdout and "monolith p50" in result.stdout
+    assert stack.supervisor is not None and not stack.supervisor.dead_parts()
+
+
+def test_demo_exits_non_zero_naming_the_failed_step(stack: Stack) -> None:
+    set_setting(stack, "self-managed", "disabled_direct_code_suggestions", True)
+    try:
+        result = run_demo(stack)
+    finally:
+        set_setting(stack, "self-managed", "disabled_direct_code_suggestions", False)
+    assert result.returncode == 1
+    assert "✗ [5-18]" in result.stdout
+    assert "Direct connections are disabled" in result.stdout + result.stderr

@@ -154,12 +154,16 @@ def provision(layout: Layout, state: dict[str, Any]) -> dict[str, Any]:
 
 def save_client_config(layout: Layout, state: dict[str, Any]) -> bool:
     """Point `codesuggest complete` and the language server at the self-managed instance with
-    the demo user's PAT, unless the user logged in somewhere else. True when written."""
+    the demo user's PAT, unless the user logged in somewhere else (a config this stack wrote
+    before, e.g. under another port base, is ours to update). True when written."""
     url = layout.url("self-managed")
     stored = client_config.load()
-    if stored is not None and stored.instance_url.rstrip("/") != url:
+    ours = {url, state.get("client_config_url")}
+    if stored is not None and stored.instance_url.rstrip("/") not in ours:
         return False
     client_config.save(url, state["instances"]["self-managed"]["user_pat"])
+    state["client_config_url"] = url
+    write_private_json(layout.state_file, state)
     return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -186,7 +187,7 @@ def down(data_dir: Path) -> list[str]:
     if isinstance(supervisor_pid, int) and supervisor_pid != os.getpid():
         # A foreground `up`: ask it to stop its parts in order, as Ctrl-C would.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(supervisor_pid, 2)
+            os.kill(supervisor_pid, signal.SIGTERM)
     alive = running_pids(data_dir)
     for name in reversed(PARTS):
         if name in alive:

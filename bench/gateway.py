@@ -207,31 +207,86 @@ async def _bench(url: str, token: str, args: argparse.Namespace) -> dict[str, An
     return {"latency": latency, "throughput": throughput}
 
 
+def _start(ctx: Any, usage: str, data_dir: str) -> tuple[Any, Any, dict[str, Any]]:
+    parent, child = ctx.Pipe()
+    server = ctx.Process(target=_serve, args=(child, usage, data_dir), daemon=True)
+    server.start()
+    return server, parent, parent.recv()
+
+
+def _stop(server: Any, pipe: Any) -> None:
+    pipe.send("stop")
+    server.join(timeout=10)
+    if server.is_alive():
+        server.terminate()
+
+
+async def _compare(infos: dict[str, dict[str, Any]], args: argparse.Namespace) -> dict[str, Any]:
+    """Tracking on and off, two gateways, requests interleaved so both see the same noise."""
+    bodies = _bodies(args.requests)
+    clients = {}
+    for mode, info in infos.items():
+        headers = {
+            "Authorization": f"Bearer {info['token']}", "X-Gitlab-Authentication-Type": "oidc",
+            "X-Gitlab-Realm": "saas", "X-Gitlab-Instance-Id": INSTANCE_ID,
+            "X-Gitlab-Global-User-Id": USER_ID,
+        }  # fmt: skip
+        clients[mode] = httpx.AsyncClient(base_url=info["url"], headers=headers, timeout=30)
+    samples: dict[str, list[dict[str, Any]]] = {mode: [] for mode in clients}
+    try:
+        for c in clients.values():
+            for _ in range(2400):  # up to 2 minutes for the engine to load
+                if (await c.get("/monitoring/ready")).status_code == 200:
+                    break
+                await asyncio.sleep(0.05)
+            for body in bodies[:50]:
+                (await c.post("/v2/completions", json=body)).raise_for_status()
+        for i, body in enumerate(bodies):
+            order = list(clients) if i % 2 == 0 else list(reversed(list(clients)))
+            for mode in order:
+                samples[mode].append(await _latency(clients[mode], [body]))
+    finally:
+        for c in clients.values():
+            await c.aclose()
+    result: dict[str, Any] = {}
+    for mode, rows in samples.items():
+        overhead = [r["overhead_ms"]["p50"] for r in rows]
+        result[mode] = {"overhead_ms": {"p50": _pct(overhead, 0.5), "p99": _pct(overhead, 0.99)}}
+    result["overhead_p50_difference_ms"] = round(
+        result["on"]["overhead_ms"]["p50"] - result["off"]["overhead_ms"]["p50"], 3
+    )
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=float, default=20.0, help="throughput phase, s")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--requests", type=int, default=500, help="sequential latency samples")
-    parser.add_argument("--usage", choices=["on", "off"], default="on")
+    parser.add_argument(
+        "--usage", choices=["on", "off", "both"], default="on",
+        help="usage tracking; 'both' compares on and off side by side (latency only)",
+    )  # fmt: skip
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
     with tempfile.TemporaryDirectory() as data_dir:
-        server = ctx.Process(target=_serve, args=(child, args.usage, data_dir), daemon=True)
-        server.start()
-        info = parent.recv()
+        modes = ["on", "off"] if args.usage == "both" else [args.usage]
+        started = {m: _start(ctx, m, str(Path(data_dir) / m)) for m in modes}
+        infos = {m: info for m, (_, _, info) in started.items()}
         try:
-            result = asyncio.run(_bench(info["url"], info["token"], args))
+            if args.usage == "both":
+                result = asyncio.run(_compare(infos, args))
+            else:
+                info = infos[args.usage]
+                result = asyncio.run(_bench(info["url"], info["token"], args))
         finally:
-            parent.send("stop")
-            server.join(timeout=10)
-            if server.is_alive():
-                server.terminate()
+            for server, pipe, _ in started.values():
+                _stop(server, pipe)
     result = {
         "benchmark": "gateway-completions",
         "provider": "embedded",
         "usage": args.usage,
-        "usage_recorder": info["recorder"],
+        "usage_recorder": {m: info["recorder"] for m, info in infos.items()},
         **result,
         "targets": {"overhead_p50_ms": 1, "overhead_p99_ms": 5, "embedded_p50_ms": 10},
     }

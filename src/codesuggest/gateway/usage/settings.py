@@ -39,8 +39,10 @@ class UsageSettings(BaseModel):
     retry_max: float = Field(default=60.0, gt=0)
     keep_delivered: float = Field(default=3600.0, ge=0)
     """Seconds delivered rows stay in the outbox (for inspection) before they are pruned."""
-    synchronous: Literal["FULL", "NORMAL"] = "FULL"
-    """SQLite `synchronous` for the outbox: FULL survives power loss, NORMAL only crashes."""
+    synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
+    """SQLite `synchronous` for the outbox (WAL mode). NORMAL: a committed event survives the
+    gateway process dying (SIGKILL included: tests/e2e/test_usage_loss.py), and costs ~0.03 ms;
+    FULL also survives an OS crash or power loss, at an fsync per group commit (~0.2 ms)."""
     close_timeout: float = Field(default=5.0, ge=0)
     """On shutdown, how long to keep shipping what is pending before leaving it for next start."""
 

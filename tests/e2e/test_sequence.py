@@ -134,11 +134,6 @@ async def test_seat_removed_refuses_direct_access(stack: Stack, realm: str) -> N
     assert "seat" in failed.message.lower()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="client: the monolith's 403 (no seat) ends in state 'error'; issue 8 wants the "
-    "client to end on 'not authorised' (reported to the client engineer)",
-)
 async def test_seat_removed_client_ends_not_authorised(stack: Stack) -> None:
     statuses, failed = await seat_removed_scenario(stack, "self-managed", "seat-final")
     assert failed.state == "unauthorised" and statuses.last == "unauthorised", statuses.seen

@@ -218,7 +218,13 @@ class SuggestionClient:
         except Unauthorised as exc:
             self._status("unauthorised", f"the instance refused the token: {exc}")
             raise CompletionFailed("unauthorised", str(exc)) from exc
-        except (PathFailed, Refused) as exc:
+        except Refused as exc:
+            if exc.status == 403:  # no seat, or a token without the needed scope
+                self._status("unauthorised", f"not authorised for code suggestions: {exc.message}")
+                raise CompletionFailed("unauthorised", str(exc)) from exc
+            self._status("error", f"the instance could not serve the request: {exc}")
+            raise CompletionFailed("error", str(exc)) from exc
+        except PathFailed as exc:
             self._status("error", f"the instance could not serve the request: {exc}")
             raise CompletionFailed("error", str(exc)) from exc
         finally:

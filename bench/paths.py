@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import tempfile
 import threading
@@ -61,6 +62,10 @@ class DelayRelay:
         except OSError:
             writer.close()
             return
+        for stream in (writer, up_writer):
+            sock = stream.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         await asyncio.gather(
             self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
         )

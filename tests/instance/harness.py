@@ -13,11 +13,9 @@ from pathlib import Path
 
 import httpx
 import psycopg
-from fastapi import Depends
 
 from codesuggest.common.serving import bind
 from codesuggest.gateway.app import create_app as create_gateway
-from codesuggest.gateway.auth import Caller, requires
 from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
 from codesuggest.instance import admin, seats
 from codesuggest.instance.app import create_app
@@ -27,11 +25,10 @@ from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.sync import SyncResult, sync_once
 from codesuggest.portal.app import create_app as create_portal
 from codesuggest.portal.settings import PortalSettings
-from codesuggest.tokens import COMPLETE_CODE, ManualClock
+from codesuggest.tokens import ManualClock
 from support.servers import ServerThread
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
-PROBE = "/test/instance-probe"
 
 
 def free_port() -> int:
@@ -78,22 +75,6 @@ class CountingApp:
                 k.decode().lower(): v.decode() for k, v in scope["headers"]
             }
         await self.app(scope, receive, send)
-
-
-def add_probe(app) -> None:  # type: ignore[no-untyped-def]
-    """A gateway route behind its real auth layer accepting user tokens with complete_code."""
-
-    @app.post(PROBE)
-    async def probe(
-        caller: Caller = Depends(
-            requires(COMPLETE_CODE, user_tokens=True, refusal="Unauthorized to access code")
-        ),
-    ) -> dict:
-        return {"sub": caller.claims["sub"], "iss": caller.claims["iss"]}
-
-
-def gateway_has(app, path: str) -> bool:  # type: ignore[no-untyped-def]
-    return any(getattr(r, "path", None) == path for r in app.routes)
 
 
 @dataclass
@@ -233,7 +214,6 @@ def start_stack(tmp: Path, db_url: str, realm: str, backend: str, **overrides: o
             public_url=f"http://127.0.0.1:{gateway_port}",
         )
     )
-    add_probe(gateway_app)
     counter = CountingApp(gateway_app)
     gateway = ServerThread(counter, port=gateway_port).start()
     stack = Stack(

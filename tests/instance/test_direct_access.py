@@ -14,8 +14,17 @@ from sqlalchemy import delete, select
 
 from codesuggest.instance import admin
 from codesuggest.instance.models import ServiceAccessToken
-from instance.harness import PROBE, Stack
+from instance.harness import Stack
 
+SAMPLE = {
+    "prompt_version": 1,
+    "current_file": {
+        "file_name": "app/files.py",
+        "content_above_cursor": "import os\n\n\ndef read_file(path):\n    with open(path) as f:\n"
+        "        return f.",
+        "content_below_cursor": "\n",
+    },
+}
 DISABLED = {"message": "403 Forbidden - Direct connections are disabled"}
 TOO_MANY = {
     "message": {"error": "This endpoint has been requested too many times. Try again later."}
@@ -51,13 +60,14 @@ def test_seed_sequence_pat_to_user_token_the_gateway_accepts(stack: Stack) -> No
     else:
         assert token_claims["iss"] == "gitlab-ai-gateway"
     # The client calls the gateway (through the edge routes) with exactly what it was given.
-    with httpx.Client(timeout=10) as client:
-        probe = client.post(
-            body["base_url"] + PROBE,
-            headers={"Authorization": f"Bearer {body['token']}", **headers},
-        )
-    assert probe.status_code == 200, probe.text
-    assert probe.json()["sub"] == headers["x-gitlab-global-user-id"]
+    completion = httpx.post(
+        body["base_url"] + "/v2/completions",
+        json=SAMPLE,
+        headers={"Authorization": f"Bearer {body['token']}", **headers},
+        timeout=30,
+    )
+    assert completion.status_code == 200, completion.text
+    assert completion.json()["choices"][0]["text"]
 
 
 def test_global_user_id_is_stable_and_not_the_database_id(stack: Stack) -> None:

@@ -160,7 +160,7 @@ def nginx_options(gateways: list[str], **overrides: object) -> tuple[NginxOption
 def nginx_bin() -> str:
     binary = nginx_binary()
     if binary is None:
-        pytest.skip("nginx is not installed (run scripts/install-system-packages as root)")
+        pytest.fail("nginx is not installed (run scripts/install-system-packages as root)")
     return binary
 
 

@@ -90,7 +90,7 @@ def postgres_url():
         with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
     except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
+        pytest.fail(f"PostgreSQL (127.0.0.1:5432, trust auth) is required: {exc}")
     yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

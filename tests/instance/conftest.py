@@ -35,6 +35,25 @@ def stack(
             stack.close()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.stacks(realm=..., backend=...)` runs a test only on the matching stacks;
+    the other combinations are deselected (they do not apply), not skipped."""
+    kept, dropped = [], []
+    for item in items:
+        mark = item.get_closest_marker("stacks")
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if mark is None or "stack" not in params:
+            kept.append(item)
+            continue
+        backend, realm = params["stack"]
+        wanted = mark.kwargs
+        matches = wanted.get("realm", realm) == realm and wanted.get("backend", backend) == backend
+        (kept if matches else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 @pytest.fixture(autouse=True)
 def _real_time_after_each_test(request: pytest.FixtureRequest) -> Iterator[None]:
     """Tests move the instance clock; the gateway runs on real time, so put it back."""

@@ -2,42 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     String,
     Text,
-    TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from codesuggest.common.db import UtcDateTime
+
 KEY_PUBLISHED = "published"
 KEY_SIGNING = "signing"
 KEY_RETIRED = "retired"
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Stored as naive UTC (SQLite has no time zones), always read back as aware UTC."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetimes are not accepted; use UTC-aware ones")
-        return value.astimezone(UTC).replace(tzinfo=None)
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:  # type: ignore[no-untyped-def]
-        return None if value is None else value.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -49,7 +32,7 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     licences: Mapped[list[Licence]] = relationship(back_populates="customer")
 
@@ -64,11 +47,11 @@ class Licence(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     cloud: Mapped[bool] = mapped_column(Boolean)
     trial: Mapped[bool] = mapped_column(Boolean)
-    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime())
     grace_period_days: Mapped[int] = mapped_column(Integer)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     customer: Mapped[Customer] = relationship(back_populates="licences")
     addons: Mapped[list[AddonPurchase]] = relationship(
@@ -86,9 +69,9 @@ class AddonPurchase(Base):
     licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     seats: Mapped[int] = mapped_column(Integer)
-    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     licence: Mapped[Licence] = relationship(back_populates="addons")
 
@@ -104,8 +87,8 @@ class LicenceInstance(Base):
     instance_id: Mapped[str] = mapped_column(String(128))
     host_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     version: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
     licence: Mapped[Licence] = relationship(back_populates="instances")
 
@@ -132,7 +115,7 @@ class SigningKey(Base):
     sealed_pem: Mapped[str] = mapped_column(Text)
     public_jwk: Mapped[str] = mapped_column(Text)
     state: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    signing_since: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    tokens_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    signing_since: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    retired_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    tokens_valid_until: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)

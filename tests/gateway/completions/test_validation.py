@@ -47,6 +47,7 @@ def test_over_limit_is_422_naming_the_field(gw, field):
         r = c.post("/v2/completions", json=body, headers=gw.user_headers())
     assert r.status_code == 422
     assert [e["loc"] for e in r.json()["detail"]] == [loc]
+    assert len(r.content) < 2_000  # the 100,000-character field is named, not echoed back
     assert "server-timing" in r.headers
     assert gw.model.requests == []
     assert gw.usage.named("code_suggestion_requested")[-1].status == "error:invalid_request"

@@ -20,9 +20,21 @@ def json_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+MAX_ECHOED_INPUT = 200
+
+
+def _short_input(error: dict[str, Any]) -> dict[str, Any]:
+    """Do not echo a 100,000-character field back: the field's name and the rule say enough."""
+    value = error.get("input")
+    if isinstance(value, str | bytes | list | dict) and len(value) > MAX_ECHOED_INPUT:
+        return {k: v for k, v in error.items() if k != "input"}
+    return error
+
+
 def invalid(errors: list[dict[str, Any]], timings: dict[str, float]) -> JSONResponse:
     """FastAPI's own 422 shape: `{"detail": [{"loc": ["body", ...], "msg": ...}]}`."""
-    return json_response({"detail": jsonable_encoder(errors)}, 422, timings)
+    detail = jsonable_encoder([_short_input(e) for e in errors])
+    return json_response({"detail": detail}, 422, timings)
 
 
 def rate_limited(retry_after: str | None, timings: dict[str, float]) -> JSONResponse:

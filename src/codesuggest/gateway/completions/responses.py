@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
@@ -25,8 +26,7 @@ MAX_ECHOED_INPUT = 200
 
 def _short_input(error: dict[str, Any]) -> dict[str, Any]:
     """Do not echo a 100,000-character field back: the field's name and the rule say enough."""
-    value = error.get("input")
-    if isinstance(value, str | bytes | list | dict) and len(value) > MAX_ECHOED_INPUT:
+    if len(json.dumps(jsonable_encoder(error.get("input")))) > MAX_ECHOED_INPUT:
         return {k: v for k, v in error.items() if k != "input"}
     return error
 

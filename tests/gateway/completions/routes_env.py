@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -30,6 +31,12 @@ class MemoryRecorder:
 
     async def record(self, *events: UsageEvent) -> None:
         self.events.extend(events)
+
+    def submit(self, *events: UsageEvent) -> asyncio.Future[None]:
+        self.events.extend(events)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     def named(self, name: str) -> list[UsageEvent]:
         return [e for e in self.events if e.name == name]

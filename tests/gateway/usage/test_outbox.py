@@ -89,6 +89,46 @@ async def test_concurrent_records_share_commits(tmp_path):
         await outbox.aclose()
 
 
+async def test_normal_sync_commits_uncontended_writes_in_place(tmp_path):
+    outbox = Outbox(
+        tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False, synchronous="NORMAL"
+    )
+    await outbox.start()
+    try:
+        events = [event(i) for i in range(5)]
+        for e in events:
+            future = outbox.submit(e)
+            assert future.done()  # committed before submit returned: no thread hand-off
+            await future
+        assert [r[0] for r in rows(tmp_path / "outbox.db")] == [e.event_id for e in events]
+        assert outbox.commits == 5
+    finally:
+        await outbox.aclose()
+
+
+async def test_a_locked_outbox_hands_the_write_to_the_writer_thread(tmp_path):
+    """Another process holding the write lock never blocks the event loop: the write waits in
+    the writer thread and lands once the lock is free."""
+    outbox = Outbox(
+        tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False, synchronous="NORMAL"
+    )
+    await outbox.start()
+    other = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        e = event(1)
+        future = outbox.submit(e)  # returns at once although the lock is taken
+        assert not future.done()
+        await asyncio.sleep(0.05)  # the loop keeps running meanwhile
+        assert not future.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(future, timeout=10)
+        assert [r[0] for r in rows(tmp_path / "outbox.db")] == [e.event_id]
+    finally:
+        other.close()
+        await outbox.aclose()
+
+
 async def test_same_event_recorded_twice_is_stored_once(tmp_path):
     outbox = Outbox(tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False)
     await outbox.start()

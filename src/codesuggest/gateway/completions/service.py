@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 import anyio
@@ -29,7 +29,7 @@ from codesuggest.gateway.completions.models import (
 )
 from codesuggest.gateway.completions.settings import CompletionsSettings
 from codesuggest.gateway.completions.timing import measure, milliseconds, server_timing, timings_of
-from codesuggest.gateway.completions.usage import record_request
+from codesuggest.gateway.completions.usage import record_request, submit_request
 from codesuggest.gateway.postprocess import (
     EditContext,
     StreamingPostprocessor,
@@ -183,8 +183,6 @@ class CompletionService:
         self, request: Request, caller: Caller, plan: Plan, timings: dict[str, float]
     ) -> Response:
         call = plan.provider.complete(plan.prompt, plan.model, plan.params)
-        status = "served"
-        text = ""
         try:
             with measure(timings, "model"):
                 completion = await until_done_or_gone(request, call, self.settings.request_timeout)
@@ -193,44 +191,40 @@ class CompletionService:
             text = processed.text
             self._observe(timings, processed.timings)
         except ClientGone:
-            status = "error:cancelled"
+            await self._record(request, caller, plan, "error:cancelled", 0)
             return Response(status_code=499)  # nobody is listening any more
         except ProviderError as exc:
-            status = f"error:{exc.kind}"
             log.warning("model call failed", provider=plan.provider.name, error=str(exc))
+            await self._record(request, caller, plan, f"error:{exc.kind}", 0)
             self._total(request, timings)
             if isinstance(exc, ProviderRateLimited):
                 return responses.rate_limited(exc.retry_after, timings)
             return responses.inference_failed(timings)
-        finally:
-            if status == "served" and not text:
-                status = "empty"
-            await self._record(request, caller, plan, status, timings, len(text))
+        except BaseException:
+            await self._record(request, caller, plan, "error:internal", 0)
+            raise
+        # The event is committed by the outbox's writer while the answer is serialised here;
+        # the answer leaves only once the event is durable.
+        recorded = self._submit(request, caller, plan, "served" if text else "empty", len(text))
         answer = CompletionResponse(
             id=uuid.uuid4().hex,
             created=int(request.app.state.clock.now()),
             model=plan.model_info(),
             choices=[Choice(text=text)] if text else [],
         )
+        response = Response(answer.model_dump_json(), media_type="application/json")
+        await recorded
         self._total(request, timings)
-        return Response(
-            answer.model_dump_json(),
-            media_type="application/json",
-            headers={"Server-Timing": server_timing(timings)},
-        )
+        response.headers["Server-Timing"] = server_timing(timings)
+        return response
 
-    async def _record(
-        self,
-        request: Request,
-        caller: Caller,
-        plan: Plan,
-        status: str,
-        timings: dict[str, float],
-        chars: int,
-    ) -> None:
+    def _submit(
+        self, request: Request, caller: Caller, plan: Plan, status: str, chars: int
+    ) -> Awaitable[None]:
+        """Start recording this request's events (see `submit_request`)."""
         started = getattr(request.state, "started", None)
-        latency = time.perf_counter() - started if started is not None else timings.get("model", 0)
-        await record_request(
+        latency = time.perf_counter() - started if started is not None else 0.0
+        return submit_request(
             request,
             caller,
             status=status,
@@ -241,6 +235,11 @@ class CompletionService:
             latency_ms=latency * 1000,
             suggestion_chars=chars,
         )
+
+    async def _record(
+        self, request: Request, caller: Caller, plan: Plan, status: str, chars: int
+    ) -> None:
+        await self._submit(request, caller, plan, status, chars)
 
     async def _stream(
         self, request: Request, caller: Caller, plan: Plan, timings: dict[str, float]
@@ -257,7 +256,7 @@ class CompletionService:
         except (ClientGone, ProviderError) as exc:
             await chunks.aclose()
             status = f"error:{exc.kind}" if isinstance(exc, ProviderError) else "error:cancelled"
-            await self._record(request, caller, plan, status, timings, 0)
+            await self._record(request, caller, plan, status, 0)
             self._total(request, timings)
             if isinstance(exc, ClientGone):
                 return Response(status_code=499)
@@ -325,7 +324,7 @@ class CompletionService:
         finally:
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # type: ignore[attr-defined]
-                await self._record(request, caller, plan, status, timings, len(final_text))
+                await self._record(request, caller, plan, status, len(final_text))
 
 
 async def _first(chunks: AsyncIterator[str]) -> str | None:

@@ -7,7 +7,9 @@ when the client sends it, else shown - accepts. Zero counts produce no event.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import Request
 
@@ -57,7 +59,7 @@ def telemetry_events(items: list[Telemetry], who: dict[str, object]) -> list[Usa
     return events
 
 
-async def record_request(
+def submit_request(
     request: Request,
     caller: Caller,
     *,
@@ -68,9 +70,9 @@ async def record_request(
     model: str | None = None,
     latency_ms: float | None = None,
     suggestion_chars: int | None = None,
-) -> None:
-    """Record the request's events (durably, before the response); a failing recorder is
-    logged, never turned into a failed completion."""
+) -> Awaitable[None]:
+    """Start recording the request's events; await the result before answering. A failing
+    recorder is logged, never turned into a failed completion."""
     when = datetime.fromtimestamp(request.app.state.clock.now(), UTC)
     who = _who(caller, request, when)
     requested = UsageEvent(
@@ -84,6 +86,24 @@ async def record_request(
         **who,  # type: ignore[arg-type]
     )
     try:
-        await request.app.state.usage.record(requested, *telemetry_events(list(telemetry), who))
+        pending = request.app.state.usage.submit(
+            requested, *telemetry_events(list(telemetry), who)
+        )
     except Exception as exc:  # usage must never take completions down
         log.error("usage events not recorded", error=f"{type(exc).__name__}: {exc}")
+        pending = None
+    return _settled(pending)
+
+
+async def _settled(pending: Awaitable[None] | None) -> None:
+    if pending is None:
+        return
+    try:
+        await pending
+    except Exception as exc:  # usage must never take completions down
+        log.error("usage events not recorded", error=f"{type(exc).__name__}: {exc}")
+
+
+async def record_request(request: Request, caller: Caller, **fields: Any) -> None:
+    """Record the request's events durably before returning."""
+    await submit_request(request, caller, **fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Literal, Protocol
@@ -43,12 +44,22 @@ class UsageRecorder(Protocol):
         """Durably store the events before returning (the caller then answers the client)."""
         ...
 
+    def submit(self, *events: UsageEvent) -> asyncio.Future[None]:
+        """Start storing the events; the future resolves once they are durable. Lets a caller
+        prepare its answer while the write is under way, and await before sending it."""
+        ...
+
 
 class NullRecorder:
     """Usage tracking switched off (`usage.enabled = false`): events are dropped."""
 
     async def record(self, *events: UsageEvent) -> None:
         return None
+
+    def submit(self, *events: UsageEvent) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done.set_result(None)
+        return done
 
     async def start(self) -> None:
         return None

@@ -3,7 +3,10 @@ shipper delivers them to a sink in batches, at least once.
 
 Writes go through one writer thread per process with group commit: every `record()` call puts
 its rows on a queue and awaits a future; the thread takes everything queued, commits it in one
-transaction (one fsync) and resolves all those futures. The event loop never blocks on disk.
+transaction (one fsync) and resolves all those futures. The event loop never waits on a lock or
+an fsync. One shortcut: with `synchronous=NORMAL` (no fsync per commit), an uncontended write
+(nothing queued, the database lock free at once) is committed in place, which costs a page-cache
+write (~0.05-0.1 ms) instead of two thread hand-offs; any contention goes to the writer thread.
 
 Shipping is safe with several gateway processes sharing the data directory: a shipper claims
 rows by setting a lease (`lease_owner`, `lease_until`) in one `BEGIN IMMEDIATE` transaction,
@@ -53,6 +56,11 @@ CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq)
 CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at)
     WHERE delivered_at IS NOT NULL;
 """
+
+INSERT = (
+    "INSERT INTO outbox (event_id, payload, created_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
 
 CLAIM = """
 UPDATE outbox SET lease_owner = :owner, lease_until = :until, attempts = attempts + 1
@@ -134,9 +142,10 @@ class Outbox:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.consecutive_failures = 0
         self.delivered = 0
-        self.commits = 0  # outbox transactions by the writer thread (group commit shows here)
+        self.commits = 0  # write transactions (group commit shows here)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
+        self._inline: sqlite3.Connection | None = None  # loop thread only; see module docstring
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()  # the shipper's connection, used from worker threads
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,7 +153,7 @@ class Outbox:
         self._shipper: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = False
-        self._unannounced = 0  # rows committed since the shipper was last woken (writer thread)
+        self._unannounced = 0  # rows committed since the shipper was last woken (loop thread)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -158,6 +167,9 @@ class Outbox:
             target=self._write_loop, args=(writer_conn,), name="usage-outbox", daemon=True
         )
         self._writer.start()
+        if self.synchronous != "FULL":
+            self._inline = await asyncio.to_thread(connect, self.path, self.synchronous)
+            self._inline.execute("PRAGMA busy_timeout=0")  # never wait on a lock in the loop
         if self.ship:
             self._shipper = asyncio.create_task(self._ship_loop(), name="usage-shipper")
 
@@ -172,6 +184,9 @@ class Outbox:
         if self._closed:
             return
         self._closed = True
+        if self._inline is not None:
+            self._inline.close()
+            self._inline = None
         if self._writer is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._writer.join)
@@ -195,16 +210,44 @@ class Outbox:
 
     async def record(self, *events: UsageEvent) -> None:
         """Return once the events are committed to the outbox (or raise if they could not be)."""
+        await self.submit(*events)
+
+    def submit(self, *events: UsageEvent) -> asyncio.Future[None]:
+        """Queue the events for the writer thread; the future resolves once they are committed
+        (or fails if they could not be)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         if not events:
-            return
+            future.set_result(None)
+            return future
         if self._closed or self._writer is None or not self._writer.is_alive():
             raise OutboxClosed("the usage outbox is not running")
         now = self.clock.now()
         rows = [(e.event_id, e.model_dump_json(exclude_none=True), now) for e in events]
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        if self._inline is not None and self._queue.empty() and self._commit_inline(rows):
+            future.set_result(None)
+            return future
         self._queue.put(_Write(rows, future, loop))
-        await future
+        return future
+
+    def _commit_inline(self, rows: list[tuple[str, str, float]]) -> bool:
+        """Commit in place if the database lock is free right now; False hands over to the
+        writer thread (which waits for the lock)."""
+        assert self._inline is not None
+        try:
+            self._inline.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:  # locked by a shipper or another process
+            return False
+        try:
+            self._inline.executemany(INSERT, rows)
+            self._inline.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._inline.execute("ROLLBACK")
+            log.warning("usage outbox in-place write failed", error=f"{type(exc).__name__}: {exc}")
+            return False
+        self.commits += 1
+        self._announce(len(rows))
+        return True
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
@@ -233,11 +276,7 @@ class Outbox:
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.executemany(
-                    "INSERT INTO outbox (event_id, payload, created_at) VALUES (?, ?, ?) "
-                    "ON CONFLICT (event_id) DO NOTHING",
-                    rows,
-                )
+                conn.executemany(INSERT, rows)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -252,12 +291,16 @@ class Outbox:
         for loop, group in by_loop.items():
             with contextlib.suppress(RuntimeError):  # loop already closed
                 loop.call_soon_threadsafe(_settle, group, error)
-        if error is None:
-            self._unannounced += len(rows)
-            if self._unannounced >= self.batch_size and self._loop is not None:
-                self._unannounced = 0
-                with contextlib.suppress(RuntimeError):
-                    self._loop.call_soon_threadsafe(self.poke)
+        if error is None and self._loop is not None:
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._announce, len(rows))
+
+    def _announce(self, count: int) -> None:
+        """Wake the shipper once a batch worth of rows has been committed (loop thread)."""
+        self._unannounced += count
+        if self._unannounced >= self.batch_size:
+            self._unannounced = 0
+            self.poke()
 
     # -- shipping --------------------------------------------------------------------------
 

@@ -1,10 +1,10 @@
 """One warm client, direct path vs monolith path, interleaved in the same run, same model.
 
-Starts the real portal, instance and gateway on loopback (SQLite, self-managed realm, the
-gateway's embedded engine) using the instance tests' harness, then sends completions one at
-a time, alternating the two paths, and prints JSON: completions/second and p50/p99 latency
-for each path, plus the model time the gateway reported (Server-Timing), so the difference
-is the path and not the model.
+Starts the real portal, instances and gateway as processes on loopback (`codesuggest up`'s
+stack: SQLite, the gateway's embedded engine), then, as the self-managed demo user, sends
+completions one at a time, alternating the two paths, and prints JSON: completions/second
+and p50/p99 latency for each path, plus the model time the gateway reported (Server-Timing),
+so the difference is the path and not the model.
 
     .venv/bin/python bench/client.py [--requests 400] [--warmup 40]
 """
@@ -14,17 +14,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from codesuggest.client.service import CompletionInput, SuggestionClient  # noqa: E402
-from codesuggest.common.logs import configure  # noqa: E402
-from instance.harness import start_stack  # noqa: E402
+from codesuggest.client.service import CompletionInput, SuggestionClient
+from codesuggest.common.logs import configure
+from codesuggest.stack.layout import free_port_base
+from codesuggest.stack.runner import Stack
 
 SNIPPETS = [
     "import os\n\ndef read_file(path):\n    with open(path) as f:\n        return f.",
@@ -86,25 +85,27 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=40)
     args = parser.parse_args()
     configure("WARNING")  # logs to stderr; stdout is the JSON
-    with tempfile.TemporaryDirectory() as tmp_dir:
-        tmp = Path(tmp_dir)
-        stack = start_stack(
-            tmp,
-            f"sqlite:///{tmp / 'instance.db'}",
-            "self-managed",
-            "sqlite",
-            completions_per_minute=1_000_000,  # the monolith path's per-user limit
+    with tempfile.TemporaryDirectory(prefix="codesuggest-bench-") as tmp:
+        os.environ["CODESUGGEST_CONFIG_DIR"] = str(Path(tmp) / "client")
+        # One user sends every request: lift the instance's per-user limits for the run.
+        env = dict(
+            os.environ,
+            CODESUGGEST_INSTANCE_COMPLETIONS_PER_MINUTE="1000000",
+            CODESUGGEST_INSTANCE_DIRECT_ACCESS_PER_MINUTE="1000000",
         )
+        stack = Stack(Path(tmp) / "stack", free_port_base(), env)
         try:
-            pat = stack.user()
-            result = asyncio.run(run(stack.instance.url, pat, args.requests, args.warmup))
+            stack.up()
+            pat = stack.state["instances"]["self-managed"]["user_pat"]
+            instance_url = stack.layout.url("self-managed")
+            result = asyncio.run(run(instance_url, pat, args.requests, args.warmup))
         finally:
-            stack.close()
+            stack.down()
     print(
         json.dumps(
             {
                 "benchmark": "client direct vs monolith (one warm client, interleaved)",
-                "stack": "real portal + instance + gateway on loopback, embedded engine, SQLite",
+                "stack": "every part a process on loopback, embedded engine, SQLite",
                 **result,
             },
             indent=2,

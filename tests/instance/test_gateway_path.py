@@ -204,6 +204,11 @@ def test_monolith_path_returns_the_same_completion_as_the_direct_path(stack: Sta
     assert direct.status_code == via_instance.status_code == 200, (direct.text, via_instance.text)
     assert via_instance.json()["choices"] == direct.json()["choices"]
     assert via_instance.json()["choices"], "the embedded model should suggest something"
+    # The gateway's stage timings come through the instance too.
+    stages = dict(
+        part.strip().split(";dur=") for part in via_instance.headers["server-timing"].split(",")
+    )
+    assert {"auth", "model", "total"} <= set(stages)
 
 
 def test_monolith_path_relays_a_stream(stack: Stack) -> None:

@@ -85,6 +85,9 @@ async def mint_user_token(
     return token, expires_at
 
 
+_PASSED_HEADERS = ("retry-after", "server-timing")
+
+
 async def forward_completion(
     http: httpx.AsyncClient,
     url: str,
@@ -124,7 +127,9 @@ async def forward_completion(
         raise _unreachable(exc, "completions") from exc
     finally:
         await response.aclose()
-    extra = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
+    # Retry-After for clients that back off; Server-Timing so a slow answer still says where
+    # its time went (the gateway's stages, on the monolith path too).
+    extra = {k: v for k, v in response.headers.items() if k.lower() in _PASSED_HEADERS}
     return Response(
         content, status_code=response.status_code, media_type=content_type, headers=extra
     )

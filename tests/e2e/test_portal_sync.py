@@ -29,6 +29,7 @@ INSTANCE_ID = "0b6f3b1e-8f0c-4a52-9a57-3f1f2c6d9e10"
 @dataclass
 class Stack:
     portal: Portal
+    portal_server: ServerThread
     licence_id: int
     instance: InstanceSettings
     store: Store
@@ -65,7 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         what="gateway loaded the portal's keys",
     )
     try:
-        yield Stack(portal, licence.id, instance, store, gateway, portal.clock)
+        yield Stack(portal, portal_server, licence.id, instance, store, gateway, portal.clock)
     finally:
         gateway.stop()
         store.dispose()
@@ -127,6 +128,30 @@ async def test_tokens_survive_a_key_rotation(stack: Stack) -> None:
     # refetches the portal's JWKS on the unknown kid and accepts the token.
     stack.clock.advance(31)
     assert mint_user_token(stack, new_token).status_code == 200
+
+
+async def test_portal_down_for_two_days_then_back(stack: Stack) -> None:
+    """A portal outage changes nothing stored: the 3-day token carries the instance through two
+    days of failed syncs, the gateway keeps minting with it, and the first sync after the
+    portal returns replaces it."""
+    assert (await sync(stack, force=True)).outcome == "stored"
+    before = stored_token(stack)
+    stack.portal_server.stop()
+    try:
+        for _ in range(2):
+            stack.clock.advance(25 * 3600)  # under 2 days left: every sync calls the portal
+            result = await sync(stack)
+            assert result.outcome == "failed"
+            assert "portal" in (result.reason or "").lower(), result.reason
+            assert stored_token(stack) == before
+            assert mint_user_token(stack, before).status_code == 200
+    finally:
+        stack.portal_server.start()
+    result = await sync(stack)
+    assert result.outcome == "stored", result.reason
+    after = stored_token(stack)
+    assert after is not None and after != before
+    assert mint_user_token(stack, after).status_code == 200
 
 
 async def test_removed_addon_clears_and_revocation_fails_the_sync(stack: Stack) -> None:

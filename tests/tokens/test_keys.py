@@ -38,14 +38,6 @@ def test_pem_roundtrip_and_file_mode(tmp_path) -> None:
     assert PrivateKey.from_pem(key.to_pem()).kid == key.kid
 
 
-def test_from_env(monkeypatch) -> None:
-    key = PrivateKey.generate()
-    monkeypatch.setenv("TEST_SIGNING_KEY", key.to_pem())
-    assert PrivateKey.from_env("TEST_SIGNING_KEY").kid == key.kid
-    with pytest.raises(ValueError, match="NOT_SET_VAR"):
-        PrivateKey.from_env("NOT_SET_VAR")
-
-
 def test_jwks_document_and_parse() -> None:
     a, b = PrivateKey.generate(), PrivateKey.generate()
     doc = jwks_document([a.public, b.public, a.public])

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -41,6 +40,3 @@ def hash_secret(value: str, pepper: str = "") -> str:
     """SHA-256 of a high-entropy bearer secret (random tokens need no slow KDF)."""
     return hashlib.sha256((pepper + value).encode()).hexdigest()
 
-
-def same_secret(value: str, digest: str, pepper: str = "") -> bool:
-    return hmac.compare_digest(hash_secret(value, pepper), digest)

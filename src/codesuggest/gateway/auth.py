@@ -28,6 +28,7 @@ from codesuggest.tokens import (
     RemoteKeySet,
     TokenError,
     Verifier,
+    is_user_token,
 )
 
 log = get_logger("codesuggest.gateway.auth")
@@ -105,12 +106,6 @@ class TrustStore:
     def missing_issuers(self) -> list[str]:
         return [k.issuer for k in self.remote if not k.ready]
 
-    def is_user_token(self, claims: dict[str, Any]) -> bool:
-        iss = str(claims.get("iss", "")).rstrip("/")
-        if iss == self.service_name:
-            return True
-        return claims.get("token_kind") == "user"
-
     def check_kind(self, claims: dict[str, Any]) -> None:
         """An issuer may only issue what its kind allows: portals issue self-managed instance
         tokens; SaaS instances issue SaaS tokens. Raises TokenError otherwise."""
@@ -156,7 +151,7 @@ async def authenticate(request: Request) -> Caller:
         except TokenError as exc:
             log.info("token refused", reason=exc.reason, detail=str(exc))
             raise _refuse(metrics, exc.reason, unauthorized(FORBIDDEN_BY_PROVIDER)) from None
-        user_token = trust.is_user_token(claims)
+        user_token = is_user_token(claims, trust.service_name)
         realm = claims.get("gitlab_realm")
         instance_id = claims.get("gitlab_instance_id")
         if realm is not None and headers.get("x-gitlab-realm") != realm:

@@ -96,13 +96,6 @@ class PrivateKey:
     def from_file(cls, path: str | Path) -> PrivateKey:
         return cls.from_pem(Path(path).read_bytes())
 
-    @classmethod
-    def from_env(cls, name: str) -> PrivateKey:
-        value = os.environ.get(name)
-        if not value:
-            raise ValueError(f"environment variable {name} is not set")
-        return cls.from_pem(value)
-
     def to_pem(self) -> str:
         return self.key.private_bytes(
             serialization.Encoding.PEM,

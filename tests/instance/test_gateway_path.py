@@ -211,6 +211,23 @@ def test_monolith_path_returns_the_same_completion_as_the_direct_path(stack: Sta
     assert {"auth", "model", "total"} <= set(stages)
 
 
+def test_a_pinned_model_applies_on_the_monolith_path(stack: Stack) -> None:
+    pat = stack.user()
+    stack.set("model_provider", "openai")
+    stack.set("model_name", "pinned-model")
+    try:
+        details = stack.direct_access(pat).json()
+        refused = _complete(stack, pat, COMPLETION)
+    finally:
+        stack.set("model_provider", "")
+        stack.set("model_name", "")
+    assert details["model_details"] == {"model_provider": "openai", "model_name": "pinned-model"}
+    # This gateway serves only the embedded engine: the pinned provider reached it and was named.
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["detail"][0]["loc"] == ["body", "model_provider"]
+    assert _complete(stack, pat, COMPLETION).status_code == 200
+
+
 def test_monolith_path_relays_a_stream(stack: Stack) -> None:
     pat = stack.user()
     with stack.http.stream(

@@ -107,6 +107,10 @@ async def completions(request: Request) -> Response:
     if intent not in {"completion", "generation"}:
         raise errors.InstanceError(400, {"error": "intent does not have a valid value"})
     path = "/v2/code/generations" if intent == "generation" else "/v2/code/completions"
+    pinned = caller.info.model_details
+    if pinned and not payload.get("model_provider"):
+        # The model an admin pinned applies on this path as on the direct one (model_details).
+        raw = json.dumps({**payload, **pinned}).encode()
     instance_token = await _instance_token(context, caller)
     assert context.http is not None
     return await upstream.forward_completion(

@@ -96,12 +96,12 @@ async def test_normal_sync_commits_uncontended_writes_in_place(tmp_path):
     await outbox.start()
     try:
         events = [event(i) for i in range(5)]
-        for e in events:
-            future = outbox.submit(e)
-            assert future.done()  # committed before submit returned: no thread hand-off
-            await future
+        futures = [outbox.submit(e) for e in events]  # one loop iteration: one transaction
+        await asyncio.gather(*futures)
         assert [r[0] for r in rows(tmp_path / "outbox.db")] == [e.event_id for e in events]
-        assert outbox.commits == 5
+        assert outbox.commits == 1
+        await outbox.record(event(9))
+        assert outbox.commits == 2
     finally:
         await outbox.aclose()
 

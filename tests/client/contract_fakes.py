@@ -1,4 +1,4 @@
-"""A fake instance and a fake gateway that speak CONTRACTS.md sections 4-6 over real HTTP,
+"""A fake instance and a fake gateway that speak docs/contracts.md sections 4-6 over real HTTP,
 with fault switches: slow `direct_access`, slow model, status overrides, direct connections
 disabled, rate limiting, and a server clock of their own (sent in `Date`) that tests move.
 

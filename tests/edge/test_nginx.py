@@ -147,7 +147,9 @@ def test_the_edge_adds_no_authentication(edge: Nginx) -> None:
     assert reply.json() == {"error": "No authorization header presented"}
 
 
-@pytest.mark.parametrize("path", ["/", "/v2/completions", "/auth/v1/other", "/monitoring/ready"])
+@pytest.mark.parametrize(
+    "path", ["/", "/v2/completions", "/auth/v1/other", "/monitoring/ready", "/ai/metrics"]
+)
 def test_anything_else_is_404(edge: Nginx, path: str) -> None:
     assert httpx.get(edge.url + path).status_code == 404
 

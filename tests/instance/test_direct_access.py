@@ -1,5 +1,5 @@
 """`POST /api/v4/code_suggestions/direct_access` against real portal, gateway and instance
-servers, over SQLite and PostgreSQL, in both realms (CONTRACTS.md section 4)."""
+servers, over SQLite and PostgreSQL, in both realms (docs/contracts.md section 4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The instance's calls to the gateway: time budget, faults, SaaS minting through the gateway,
-and the monolith completion path (CONTRACTS.md section 4)."""
+and the monolith completion path (docs/contracts.md section 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Token sync against the real portal on loopback (CONTRACTS.md sections 3 and 4)."""
+"""Token sync against the real portal on loopback (docs/contracts.md sections 3 and 4)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Counts of shown, accepted, rejected and failed suggestions, folded into the `telemetry`
-field of the next completion request (CONTRACTS.md section 6; `rejects` is ours)."""
+field of the next completion request (docs/contracts.md section 6; `rejects` is ours)."""
 
 from __future__ import annotations
 

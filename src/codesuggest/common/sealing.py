@@ -39,4 +39,3 @@ def new_secret(prefix: str = "", nbytes: int = 32) -> str:
 def hash_secret(value: str, pepper: str = "") -> str:
     """SHA-256 of a high-entropy bearer secret (random tokens need no slow KDF)."""
     return hashlib.sha256((pepper + value).encode()).hexdigest()
-

@@ -1,4 +1,4 @@
-"""The authentication layer of CONTRACTS.md section 5.
+"""The authentication layer of docs/contracts.md section 5.
 
 Bearer token + `X-Gitlab-Authentication-Type: oidc`; the token is verified against the issuer it
 names (signature, `iss`, `aud`, times); then headers must agree with the signed claims, which

@@ -1,6 +1,6 @@
 """The edge's routes, answered by the gateway itself in the embedded default (no extra hop):
 `/ai/<path>` -> `/<path>` and `/auth/v1/code/user_access_token` -> `/v1/code/user_access_token`
-(CONTRACTS.md section 7). The edge adds nothing to authentication."""
+(docs/contracts.md section 7). The edge adds nothing to authentication."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gateway errors with the exact bodies of CONTRACTS.md section 5."""
+"""Gateway errors with the exact bodies of docs/contracts.md section 5."""
 
 from __future__ import annotations
 

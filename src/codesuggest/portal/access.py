@@ -1,4 +1,4 @@
-"""cloudConnectorAccess: check a licence and issue the instance token (CONTRACTS.md 2 and 3).
+"""cloudConnectorAccess: check a licence and issue the instance token (docs/contracts.md 2 and 3).
 
 Every check runs before anything is written; a refused call writes nothing.
 """

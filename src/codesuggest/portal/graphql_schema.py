@@ -1,4 +1,4 @@
-"""The portal's GraphQL schema: `cloudConnectorAccess` (CONTRACTS.md section 3)."""
+"""The portal's GraphQL schema: `cloudConnectorAccess` (docs/contracts.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Names shared by every part (CONTRACTS.md sections 1 and 2)."""
+"""Names shared by every part (docs/contracts.md sections 1 and 2)."""
 
 from collections.abc import Mapping
 from typing import Any

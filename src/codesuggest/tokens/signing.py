@@ -1,4 +1,4 @@
-"""Signing tokens: RS256 with `kid` in the header and the standard claims of CONTRACTS.md."""
+"""Signing tokens: RS256 with `kid` in the header and the standard claims of docs/contracts.md."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""422 naming the field: every limit of CONTRACTS.md section 6 and unknown models."""
+"""422 naming the field: every limit of docs/contracts.md section 6 and unknown models."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Completion and generation routes (CONTRACTS.md sections 5 and 6); see routes.build_router."""
+"""Completion and generation routes (docs/contracts.md sections 5, 6); see routes.build_router."""

@@ -1,4 +1,4 @@
-"""Request and response bodies of CONTRACTS.md section 6 (`prompt_version` 1), with its limits."""
+"""Request and response bodies of docs/contracts.md section 6 (`prompt_version` 1), limits."""
 
 from __future__ import annotations
 

@@ -86,9 +86,7 @@ def submit_request(
         **who,  # type: ignore[arg-type]
     )
     try:
-        pending = request.app.state.usage.submit(
-            requested, *telemetry_events(list(telemetry), who)
-        )
+        pending = request.app.state.usage.submit(requested, *telemetry_events(list(telemetry), who))
     except Exception as exc:  # usage must never take completions down
         log.error("usage events not recorded", error=f"{type(exc).__name__}: {exc}")
         pending = None

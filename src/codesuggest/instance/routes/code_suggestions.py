@@ -1,4 +1,4 @@
-"""`POST /api/v4/code_suggestions/direct_access` and `.../completions` (CONTRACTS.md section 4)."""
+"""`POST /api/v4/code_suggestions/direct_access` and `.../completions` (docs/contracts.md 4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Per-user limits shared through Redis by several instance processes, and in process."""
+"""What several instance processes share through Redis (per-user limits, minted user tokens),
+and the in-process limiter."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,9 +36,10 @@ def prefix() -> Iterator[str]:
     client.close()
 
 
-def test_two_instance_processes_share_the_limit(tmp_path: Path, prefix: str) -> None:
-    """Two servers on one database behind a 'load balancer': 25 + 25 requests, then 429."""
-    clock = ManualClock(float(int(time.time()) // 60 * 60 + 5))
+@contextmanager
+def two_instances(tmp_path: Path, prefix: str, clock: ManualClock) -> Iterator[tuple[list, str]]:
+    """Two servers on one database and one Redis, as behind a load balancer; yields the
+    servers' apps and a PAT of a user with a seat."""
     db = f"sqlite:///{tmp_path / 'shared.db'}"
     servers, apps = [], []
     for _ in range(2):
@@ -64,27 +67,57 @@ def test_two_instance_processes_share_the_limit(tmp_path: Path, prefix: str) -> 
         seats.assign(s, "shared", now, "g")
         pat = admin.create_token(s, "shared", now).token
     try:
-        statuses = []
-        for i in range(50):
-            server = servers[i % 2]
-            statuses.append(
-                httpx.post(
-                    server.url + "/api/v4/code_suggestions/direct_access",
-                    headers={"PRIVATE-TOKEN": pat},
-                ).status_code
-            )
-        assert statuses == [201] * 50
-        last = httpx.post(
-            servers[0].url + "/api/v4/code_suggestions/direct_access",
-            headers={"PRIVATE-TOKEN": pat},
-        )
-        assert last.status_code == 429
-        assert last.headers["Retry-After"] == "55"
+        yield list(zip(servers, apps, strict=True)), pat
     finally:
         for server in servers:
             server.stop()
         for app in apps:
             app.state.ctx.store.dispose()
+
+
+def direct_access(url: str, pat: str) -> httpx.Response:
+    return httpx.post(
+        url + "/api/v4/code_suggestions/direct_access", headers={"PRIVATE-TOKEN": pat}
+    )
+
+
+def test_two_instance_processes_share_the_limit_and_the_token(tmp_path: Path, prefix: str) -> None:
+    """25 + 25 requests, then 429; one user token minted for both processes."""
+    clock = ManualClock(float(int(time.time()) // 60 * 60 + 5))
+    with two_instances(tmp_path, prefix, clock) as (parts, pat):
+        replies = [direct_access(parts[i % 2][0].url, pat) for i in range(50)]
+        assert [r.status_code for r in replies] == [201] * 50
+        last = direct_access(parts[0][0].url, pat)
+        assert last.status_code == 429
+        assert last.headers["Retry-After"] == "55"
+        # Minted once, then shared through Redis, sealed.
+        assert len({r.json()["token"] for r in replies}) == 1
+        assert sum(app.state.ctx.user_tokens.mints for _, app in parts) == 1
+        client = redis.Redis.from_url(REDIS)
+        stored = [client.get(k) for k in client.scan_iter(f"{prefix}ujwt:*")]
+        client.close()
+        assert len(stored) == 1 and replies[0].json()["token"].encode() not in stored[0]
+
+
+def test_concurrent_first_calls_on_two_processes_mint_once(tmp_path: Path, prefix: str) -> None:
+    clock = ManualClock(float(int(time.time()) // 60 * 60 + 5))
+    with two_instances(tmp_path, prefix, clock) as (parts, pat):
+
+        async def burst() -> list[httpx.Response]:
+            async with httpx.AsyncClient(timeout=10) as client:
+                calls = [
+                    client.post(
+                        parts[i % 2][0].url + "/api/v4/code_suggestions/direct_access",
+                        headers={"PRIVATE-TOKEN": pat},
+                    )
+                    for i in range(40)
+                ]
+                return await asyncio.gather(*calls)
+
+        replies = asyncio.run(burst())
+        assert [r.status_code for r in replies] == [201] * 40
+        assert len({r.json()["token"] for r in replies}) == 1
+        assert sum(app.state.ctx.user_tokens.mints for _, app in parts) == 1
 
 
 def test_memory_limiter_counts_per_user_and_window() -> None:
@@ -113,3 +146,27 @@ def test_redis_outage_falls_back_to_counting_in_process(prefix: str) -> None:
             await limiter.aclose()
 
     assert asyncio.run(scenario()) == [True, True, False]
+
+
+def test_redis_outage_still_mints_the_token(prefix: str) -> None:
+    from codesuggest.common.sealing import Sealer
+    from codesuggest.instance.user_tokens import SharedTokens, UserTokenCache
+
+    clock = ManualClock(1_000.0)
+    cache = UserTokenCache(clock)
+
+    async def run() -> tuple[str, int]:
+        cache.shared = SharedTokens(
+            f"redis://127.0.0.1:{free_port()}/0", prefix, Sealer("s" * 32), clock, cache.margin
+        )
+
+        async def mint() -> tuple[str, int]:
+            return "token-1", 4_600
+
+        try:
+            return await cache.get(("user", "saas"), mint)
+        finally:
+            await cache.shared.aclose()
+
+    assert asyncio.run(run()) == ("token-1", 4_600)
+    assert cache.mints == 1

@@ -13,7 +13,7 @@ from codesuggest.instance.ratelimit import RateLimiter, make_rate_limiter
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store
 from codesuggest.instance.sync import SyncResult, SyncScheduler, sync_once
-from codesuggest.instance.user_tokens import UserTokenCache
+from codesuggest.instance.user_tokens import SharedTokens, UserTokenCache
 from codesuggest.tokens import Clock
 
 
@@ -50,6 +50,14 @@ class InstanceContext:
             self.settings.redis_url, self.settings.redis_prefix, self.clock
         )
         self.user_tokens.reset_inflight()
+        if self.settings.redis_url:
+            self.user_tokens.shared = SharedTokens(
+                self.settings.redis_url,
+                self.settings.redis_prefix,
+                self.store.sealer,
+                self.clock,
+                self.user_tokens.margin,
+            )
         if run_sync_job:
             self.scheduler = SyncScheduler(
                 self.sync,
@@ -70,6 +78,9 @@ class InstanceContext:
         if self.limiter is not None:
             await self.limiter.aclose()
             self.limiter = None
+        if self.user_tokens.shared is not None:
+            await self.user_tokens.shared.aclose()
+            self.user_tokens.shared = None
         if self.http is not None:
             await self.http.aclose()
             self.http = None

@@ -98,7 +98,7 @@ def test_slow_gateway_is_503_within_the_budget(stack: Stack, slow_gateway: SlowG
     assert response.status_code == 503
     assert response.json()["error"] == "gateway_timeout"
     assert response.headers["X-GitLab-Error-Origin"] == "monolith"
-    assert 0.9 <= elapsed < 1.6  # budget is 1 s in these stacks
+    assert 0.9 <= elapsed < 2.5  # budget is 1 s in these stacks (upper margin: a busy CI)
 
 
 @pytest.mark.stacks(realm="self-managed", backend="sqlite")  # one 3 s case is enough
@@ -115,7 +115,7 @@ def test_default_budget_is_3_seconds(stack: Stack, slow_gateway: SlowGateway) ->
         stack.set("edge_url", "")
     assert response.status_code == 503
     assert "3 s" in response.json()["message"]
-    assert 2.9 <= elapsed < 3.7
+    assert 2.9 <= elapsed < 4.5  # about 3 s, never the 5 s client timeout or later
 
 
 def test_gateway_down_is_503(stack: Stack) -> None:

@@ -16,10 +16,19 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/monitoring/ready")
 async def ready(request: Request) -> JSONResponse:
+    """Ready = keys loaded for every trusted issuer, and every model provider able to serve
+    (the embedded engine loads or trains at start)."""
     missing = request.app.state.trust.missing_issuers()
-    if missing:
+    completions = getattr(request.app.state, "completions", None)
+    loading = completions.registry.loading() if completions is not None else []
+    if missing or loading:
         return JSONResponse(
-            {"status": "not ready", "detail": "keys not loaded yet", "missing_issuers": missing},
+            {
+                "status": "not ready",
+                "detail": "keys or models not loaded yet",
+                "missing_issuers": missing,
+                "loading_providers": loading,
+            },
             status_code=503,
         )
     return JSONResponse({"status": "ready"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from codesuggest.gateway.prompts import Prompt
 from codesuggest.gateway.providers import Params, ProviderUnavailable, build_registry
 from codesuggest.gateway.providers.embedded import EmbeddedProvider
 from codesuggest.gateway.providers.local import MISSING_EXTRA, LocalProvider
+from codesuggest.gateway.providers.registry import ProviderRegistry
 
 PROMPT = Prompt(
     file_name="main.py",
@@ -44,6 +46,28 @@ async def test_embedded_engine_that_fails_to_load_is_unavailable():
     with pytest.raises(ProviderUnavailable, match="not writable"):
         await provider.complete(PROMPT, "kn6-stdlib", PARAMS)
     await provider.aclose()
+
+
+async def test_a_loading_engine_keeps_the_registry_not_ready():
+    release = threading.Event()
+    engine = object()
+
+    def slow(_cache_dir):  # type: ignore[no-untyped-def]
+        release.wait(10)
+        return engine
+
+    provider = EmbeddedProvider(loader=slow)
+    registry = ProviderRegistry([provider], "embedded")
+    await provider.start()
+    try:
+        assert not provider.ready
+        assert registry.loading() == ["embedded"]
+        release.set()
+        assert await provider._ready_engine() is engine
+        assert provider.ready
+        assert registry.loading() == []
+    finally:
+        await provider.aclose()
 
 
 @pytest.mark.skipif(importlib.util.find_spec("xllamacpp") is not None, reason="extra installed")

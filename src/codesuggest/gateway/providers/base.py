@@ -74,6 +74,11 @@ class Provider(ABC):
         """Prompt tokens taken by the format itself (markers, instructions)."""
         return 0
 
+    @property
+    def ready(self) -> bool:
+        """False while the provider cannot serve yet (e.g. a model still loading)."""
+        return True
+
     async def start(self) -> None:
         """Open pools / load models; called once when the gateway starts."""
         return None

@@ -53,6 +53,10 @@ class EmbeddedProvider(Provider):
         self.engine: Any = None
         self._loading: asyncio.Future[Any] | None = None
 
+    @property
+    def ready(self) -> bool:
+        return self.engine is not None
+
     async def start(self) -> None:
         self._begin_loading()
 

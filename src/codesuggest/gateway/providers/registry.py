@@ -51,6 +51,10 @@ class ProviderRegistry:
             )
         return chosen, model
 
+    def loading(self) -> list[str]:
+        """Providers that cannot serve yet."""
+        return [name for name, p in self.providers.items() if not p.ready]
+
     async def start(self) -> None:
         for provider in self.providers.values():
             await provider.start()

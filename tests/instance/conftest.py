@@ -7,32 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from instance.harness import Stack, database_url, start_stack
+from instance.harness import stacks
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-
-
-@pytest.fixture(
-    scope="module",
-    params=[
-        ("sqlite", "self-managed"),
-        ("sqlite", "saas"),
-        pytest.param(("postgres", "self-managed"), marks=pytest.mark.postgres),
-        pytest.param(("postgres", "saas"), marks=pytest.mark.postgres),
-    ],
-    ids=lambda p: f"{p[0]}-{p[1]}",
-)
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    backend, realm = request.param
-    tmp = tmp_path_factory.mktemp(f"stack-{backend}-{realm}")
-    with database_url(backend, tmp) as url:
-        stack = start_stack(tmp, url, realm, backend)
-        try:
-            yield stack
-        finally:
-            stack.close()
+stack = stacks("stack")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import pytest
 
 from codesuggest.common.serving import bind
 from codesuggest.gateway.app import create_app as create_gateway
@@ -247,3 +248,30 @@ def wait_ready(url: str, timeout: float = 10.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} not ready")
             time.sleep(0.02)
+
+
+STACK_PARAMS = [
+    ("sqlite", "self-managed"),
+    ("sqlite", "saas"),
+    pytest.param(("postgres", "self-managed"), marks=pytest.mark.postgres),
+    pytest.param(("postgres", "saas"), marks=pytest.mark.postgres),
+]
+
+
+def stacks(prefix: str, **options: object):  # type: ignore[no-untyped-def]
+    """A module-scoped `stack` fixture over every (database, realm), started with `options`."""
+
+    @pytest.fixture(scope="module", params=STACK_PARAMS, ids=lambda p: f"{p[0]}-{p[1]}")
+    def stack(
+        request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[Stack]:
+        backend, realm = request.param
+        tmp = tmp_path_factory.mktemp(f"{prefix}-{backend}-{realm}")
+        with database_url(backend, tmp) as url:
+            started = start_stack(tmp, url, realm, backend, **options)
+            try:
+                yield started
+            finally:
+                started.close()
+
+    return stack

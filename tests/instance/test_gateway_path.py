@@ -10,7 +10,7 @@ import httpx
 import jwt
 import pytest
 
-from instance.harness import Stack, database_url, start_stack
+from instance.harness import Stack, stacks
 from instance.slow_gateway import SlowGateway
 
 COMPLETION = {
@@ -27,28 +27,8 @@ COMPLETION = {
 }
 
 
-@pytest.fixture(
-    scope="module",
-    params=[
-        ("sqlite", "self-managed"),
-        ("sqlite", "saas"),
-        pytest.param(("postgres", "self-managed"), marks=pytest.mark.postgres),
-        pytest.param(("postgres", "saas"), marks=pytest.mark.postgres),
-    ],
-    ids=lambda p: f"{p[0]}-{p[1]}",
-)
-def stack(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stack]:
-    """SaaS here mints user tokens through the gateway (`saas_user_tokens=gateway`)."""
-    backend, realm = request.param
-    tmp = tmp_path_factory.mktemp(f"gw-{backend}-{realm}")
-    with database_url(backend, tmp) as url:
-        stack = start_stack(tmp, url, realm, backend, saas_user_tokens="gateway")
-        try:
-            yield stack
-        finally:
-            stack.close()
+# SaaS here mints user tokens through the gateway (`saas_user_tokens=gateway`).
+stack = stacks("gw", saas_user_tokens="gateway")
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
 from codesuggest.common.serving import bind
@@ -27,9 +26,8 @@ from codesuggest.instance.sync import SyncResult, sync_once
 from codesuggest.portal.app import create_app as create_portal
 from codesuggest.portal.settings import PortalSettings
 from codesuggest.tokens import ManualClock
+from support.databases import postgres_database
 from support.servers import ServerThread
-
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def free_port() -> int:
@@ -40,22 +38,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test module, dropped afterwards."""
-    name = f"cs_instance_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextlib.contextmanager
 def database_url(backend: str, tmp: Path) -> Iterator[str]:
     if backend == "postgres":
-        with postgres_database() as url:
+        with postgres_database("cs_instance") as url:
             yield url
     else:
         yield f"sqlite:///{tmp / 'instance.db'}"

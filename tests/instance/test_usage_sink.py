@@ -12,7 +12,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
-import psycopg
 import pytest
 from fastapi import FastAPI, Request
 
@@ -26,6 +25,7 @@ from codesuggest.gateway.usage.sinks import HttpSink
 from codesuggest.instance.store import MIGRATIONS_DIR
 from codesuggest.instance.usage_sink import UsageSink, router
 from codesuggest.tokens import PrivateKey, RemoteKeySet, Signer, SystemClock
+from support.databases import postgres_database
 from support.servers import ServerThread
 
 SERVICE = "gitlab-ai-gateway"
@@ -84,16 +84,8 @@ def gateway(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    name = f"usage_sink_{uuid.uuid4().hex[:10]}"
-    admin = "postgresql://postgres@127.0.0.1:5432/test"
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL (127.0.0.1:5432, trust auth) is required: {exc}")
-    yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with postgres_database("usage_sink") as url:
+        yield url
 
 
 @pytest.fixture(

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from portal.helpers import Portal, postgres_database, start_portal
+from portal.helpers import Portal, start_portal
+from support.databases import postgres_database
 
 
 @pytest.fixture(
@@ -16,7 +17,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('portal-db') / 'portal.db'}"
     else:
-        with postgres_database() as url:
+        with postgres_database("portal_test") as url:
             yield url
 
 

@@ -6,14 +6,11 @@ Imported as `portal.helpers` (pytest puts tests/ on sys.path).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 from fastapi import FastAPI
 
 from codesuggest.common.serving import bind
@@ -23,7 +20,6 @@ from codesuggest.portal.settings import PortalSettings
 from codesuggest.tokens import ManualClock
 from support.servers import ServerThread
 
-PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
 ACCESS_QUERY = """
@@ -35,19 +31,6 @@ query cloudConnectorAccess($licenseKey: String!, $gitlabVersion: String!) {
   }
 }
 """
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh, uniquely named database, dropped afterwards."""
-    name = f"portal_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

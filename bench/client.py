@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -22,8 +21,7 @@ from pathlib import Path
 
 from codesuggest.client.service import CompletionInput, SuggestionClient
 from codesuggest.common.logs import configure
-from codesuggest.stack.layout import free_port_base
-from codesuggest.stack.runner import Stack
+from codesuggest.stack.runner import benchmark_stack
 
 SNIPPETS = [
     "import os\n\ndef read_file(path):\n    with open(path) as f:\n        return f.",
@@ -86,14 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     configure("WARNING")  # logs to stderr; stdout is the JSON
     with tempfile.TemporaryDirectory(prefix="codesuggest-bench-") as tmp:
-        os.environ["CODESUGGEST_CONFIG_DIR"] = str(Path(tmp) / "client")
-        # One user sends every request: lift the instance's per-user limits for the run.
-        env = dict(
-            os.environ,
-            CODESUGGEST_INSTANCE_COMPLETIONS_PER_MINUTE="1000000",
-            CODESUGGEST_INSTANCE_DIRECT_ACCESS_PER_MINUTE="1000000",
-        )
-        stack = Stack(Path(tmp) / "stack", free_port_base(), env)
+        stack = benchmark_stack(Path(tmp))
         try:
             stack.up()
             pat = stack.state["instances"]["self-managed"]["user_pat"]

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import socket
 import statistics
 import tempfile
@@ -34,8 +33,7 @@ import httpx
 from codesuggest.common.logs import configure
 from codesuggest.common.serving import bind
 from codesuggest.stack.demo import SAMPLE as REQUEST
-from codesuggest.stack.layout import free_port_base
-from codesuggest.stack.runner import Stack
+from codesuggest.stack.runner import benchmark_stack
 
 
 class DelayRelay:
@@ -162,14 +160,7 @@ def measure(instance_url: str, pat: str, rounds: int, warmup: int) -> dict[str, 
 def run(rounds: int, warmup: int, rtt_ms: tuple[float, float, float] | None) -> dict[str, Any]:
     result: dict[str, Any] = {"benchmark": "paths", "rounds": rounds, "engine": "embedded"}
     with tempfile.TemporaryDirectory(prefix="codesuggest-bench-") as tmp:
-        os.environ["CODESUGGEST_CONFIG_DIR"] = str(Path(tmp) / "client")
-        # One user sends every request: lift the instance's per-user limits for the run.
-        env = dict(
-            os.environ,
-            CODESUGGEST_INSTANCE_COMPLETIONS_PER_MINUTE="1000000",
-            CODESUGGEST_INSTANCE_DIRECT_ACCESS_PER_MINUTE="1000000",
-        )
-        stack = Stack(Path(tmp) / "stack", free_port_base(), env)
+        stack = benchmark_stack(Path(tmp))
         relays: list[DelayRelay] = []
         if rtt_ms is not None:
             client_instance, instance_gateway, client_gateway = (ms / 2000 for ms in rtt_ms)

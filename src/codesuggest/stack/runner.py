@@ -17,6 +17,7 @@ from codesuggest.stack.layout import (
     PARTS,
     Layout,
     StackError,
+    free_port_base,
     prepare_data_dir,
     read_json,
     write_private_json,
@@ -123,6 +124,18 @@ class Stack:
 
     def summary(self) -> dict[str, Any]:
         return summary(self.data_dir, self.layout, self.state)
+
+
+def benchmark_stack(tmp: Path) -> Stack:
+    """A stack under `tmp` on free ports for benchmarks: the client config goes to `tmp` too,
+    and since one demo user sends every request, the instance's per-user limits are lifted."""
+    os.environ["CODESUGGEST_CONFIG_DIR"] = str(tmp / "client")
+    env = dict(
+        os.environ,
+        CODESUGGEST_INSTANCE_COMPLETIONS_PER_MINUTE="1000000",
+        CODESUGGEST_INSTANCE_DIRECT_ACCESS_PER_MINUTE="1000000",
+    )
+    return Stack(tmp / "stack", free_port_base(), env)
 
 
 def summary(data_dir: Path, layout: Layout, state: Mapping[str, Any]) -> dict[str, Any]:

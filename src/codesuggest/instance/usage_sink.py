@@ -38,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from codesuggest.common.logs import get_logger
+from codesuggest.common.usage_report import REPORT_COLUMNS
 from codesuggest.tokens import Clock, KeySource, PublicKey, RemoteKeySet, SystemClock, Verifier
 from codesuggest.tokens.errors import TokenError
 
@@ -45,18 +46,6 @@ log = get_logger("codesuggest.instance.usage")
 
 TOKEN_PURPOSE = "usage_events"
 MAX_BATCH = 5000
-REPORT_COLUMNS = (
-    "requested",
-    "served",
-    "empty",
-    "errors",
-    "direct",
-    "monolith",
-    "shown",
-    "accepted",
-    "rejected",
-    "tokens_issued",
-)
 
 metadata = MetaData()
 usage_events = Table(

@@ -16,20 +16,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from codesuggest.common.usage_report import REPORT_COLUMNS
+
 app = typer.Typer(help="Usage events recorded by the gateway.", no_args_is_help=True)
 
-COLUMNS = (
-    "requested",
-    "served",
-    "empty",
-    "errors",
-    "direct",
-    "monolith",
-    "shown",
-    "accepted",
-    "rejected",
-    "tokens_issued",
-)
 _RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
@@ -107,7 +97,7 @@ def summarise(
             when = _timestamp(event)
             if when is None or when < since:
                 continue
-        row = rows.setdefault(group_key(event, by), dict.fromkeys(COLUMNS, 0))
+        row = rows.setdefault(group_key(event, by), dict.fromkeys(REPORT_COLUMNS, 0))
         name = event.get("name")
         count = int(event.get("count") or 1)
         if name == "code_suggestion_requested":
@@ -133,7 +123,7 @@ def summarise(
 
 
 def totals(rows: list[dict[str, Any]]) -> dict[str, int]:
-    return {column: sum(row[column] for row in rows) for column in COLUMNS}
+    return {column: sum(row[column] for row in rows) for column in REPORT_COLUMNS}
 
 
 def fetch_instance_report(
@@ -166,10 +156,10 @@ def default_source() -> Path:
 def _render(rows: list[dict[str, Any]], by: GroupBy, console: Console) -> None:
     table = Table(title=f"usage by {by.value}")
     table.add_column(by.value, overflow="fold")
-    for column in COLUMNS:
+    for column in REPORT_COLUMNS:
         table.add_column(column, justify="right")
     for row in rows:
-        table.add_row(row["key"], *(str(row[c]) for c in COLUMNS))
+        table.add_row(row["key"], *(str(row[c]) for c in REPORT_COLUMNS))
     if rows:
         table.add_section()
         table.add_row("total", *(str(v) for v in totals(rows).values()))

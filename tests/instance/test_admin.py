@@ -232,7 +232,7 @@ def test_api_user_version_and_admin_settings(saas_server) -> None:  # type: igno
         me = c.get("/api/v4/user", headers={"PRIVATE-TOKEN": dev}).json()
         assert (me["username"], me["is_admin"], me["state"]) == ("dev", False, "active")
         version = c.get("/api/v4/version", headers={"Authorization": f"Bearer {root_read}"})
-        assert version.json() == {"version": "17.0.0", "revision": "codesuggest"}
+        assert version.json() == {"version": "18.3.0", "revision": "codesuggest"}
         assert c.get("/api/v4/version").status_code == 401
         put = "/api/v4/application/settings"
         body = {"disabled_direct_code_suggestions": True}

@@ -33,6 +33,7 @@ class InstanceInfo:
     disabled_direct_code_suggestions: bool
     model_provider: str | None
     model_name: str | None
+    code_suggestions_contexts: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, row: ApplicationSettings) -> InstanceInfo:
@@ -46,6 +47,7 @@ class InstanceInfo:
             disabled_direct_code_suggestions=row.disabled_direct_code_suggestions,
             model_provider=row.model_provider,
             model_name=row.model_name,
+            code_suggestions_contexts=tuple(row.code_suggestions_contexts.split()),
         )
 
     @property

@@ -17,6 +17,7 @@ from codesuggest.instance.models import (
     PersonalAccessToken,
     User,
 )
+from codesuggest.instance.settings import parse_contexts
 from codesuggest.instance.store import application_settings
 
 
@@ -138,6 +139,7 @@ SETTABLE = {
     "disabled_direct_code_suggestions": bool,
     "model_provider": str,
     "model_name": str,
+    "code_suggestions_contexts": str,
 }
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -155,6 +157,15 @@ def parse_setting(key: str, value: object) -> object:
         if text in _TRUE | _FALSE:
             return text in _TRUE
         raise AdminError(f"{key} must be true or false")
+    if key == "code_suggestions_contexts":
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            raise AdminError(f"{key} must be a string")
+        try:
+            return parse_contexts(value)
+        except ValueError as exc:
+            raise AdminError(str(exc)) from exc
     if value is None or value == "":
         if key in {"edge_url", "model_provider", "model_name"}:
             return None

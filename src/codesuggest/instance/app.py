@@ -14,9 +14,17 @@ from codesuggest.common.logs import RequestIdMiddleware, get_logger
 from codesuggest.instance import usage_sink
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.errors import ORIGIN_HEADER, GatewayRefused, InstanceError
+from codesuggest.instance.graphql import endpoint as graphql
 from codesuggest.instance.keys import ensure_key
 from codesuggest.instance.models import utc
-from codesuggest.instance.routes import api, code_suggestions, discovery, monitoring
+from codesuggest.instance.routes import (
+    api,
+    code_suggestions,
+    discovery,
+    monitoring,
+    token_info,
+    usage_data,
+)
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import application_settings, open_store
 from codesuggest.tokens import REALM_SAAS, REALM_SELF_MANAGED, Clock, SystemClock
@@ -87,7 +95,8 @@ def create_app(settings: InstanceSettings | None = None, clock: Clock | None = N
 
     app = FastAPI(title="codesuggest instance", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = context
-    for module in (code_suggestions, api, discovery, monitoring, usage_sink):
+    routers = (code_suggestions, api, token_info, usage_data, graphql, discovery, monitoring)
+    for module in (*routers, usage_sink):
         app.include_router(module.router)
     _install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)

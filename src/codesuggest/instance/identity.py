@@ -45,6 +45,7 @@ def pat_from_headers(private_token: str | None, authorization: str | None) -> st
 @dataclass(frozen=True)
 class Authenticated:
     user_id: int
+    token_id: int
     username: str
     admin: bool
     scopes: frozenset[str]
@@ -70,6 +71,7 @@ def authenticate(session: Session, token: str | None, now: datetime) -> Authenti
         pat.last_used_at = now
     return Authenticated(
         user_id=user.id,
+        token_id=pat.id,
         username=user.username,
         admin=user.admin,
         scopes=frozenset(pat.scopes.split()),

@@ -39,6 +39,10 @@ class ApplicationSettings(Base):
     disabled_direct_code_suggestions: Mapped[bool] = mapped_column(Boolean, default=False)
     model_provider: Mapped[str | None] = mapped_column(String(255))
     model_name: Mapped[str | None] = mapped_column(String(255))
+    code_suggestions_contexts: Mapped[str] = mapped_column(
+        String(255), nullable=False, default="open_tabs imports"
+    )
+    """Space-separated context kinds IDEs may send with completions (`open_tabs`, `imports`)."""
 
 
 class User(Base):

@@ -148,6 +148,20 @@ def _is_member(session: Session, group_id: int, user_id: int) -> bool:
     )
 
 
+def seat_group_ids(session: Session, user_id: int) -> list[int]:
+    """SaaS: the top-level groups whose purchase gives the user a seat (and they still belong
+    to); GitLab calls them the user's Duo Pro namespaces."""
+    query = (
+        select(AddOnPurchase.group_id)
+        .join(SeatAssignment, SeatAssignment.purchase_id == AddOnPurchase.id)
+        .where(AddOnPurchase.add_on == ADD_ON, SeatAssignment.user_id == user_id)
+        .where(AddOnPurchase.group_id.is_not(None))
+    )
+    return sorted(
+        g for g in session.scalars(query) if g is not None and _is_member(session, g, user_id)
+    )
+
+
 def has_seat(session: Session, user_id: int, realm: str) -> bool:
     """Self-managed: a seat on the instance's purchase. SaaS: a seat on a group's purchase of a
     group the user is still a member of."""

@@ -9,12 +9,28 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codesuggest.tokens import REALM_SELF_MANAGED
 
 Realm = Literal["saas", "self-managed"]
+CONTEXT_KINDS = ("open_tabs", "imports")
+"""Context kinds an instance can allow IDEs to send with completions (GitLab's names)."""
+
+
+def parse_contexts(value: str) -> str:
+    """A space- or comma-separated list of context kinds, normalised; ValueError names the bad
+    ones."""
+    kinds = [k for k in value.replace(",", " ").split() if k]
+    unknown = sorted(set(kinds) - set(CONTEXT_KINDS))
+    if unknown:
+        raise ValueError(
+            f"unknown code suggestion contexts {', '.join(unknown)}: "
+            f"choose from {', '.join(CONTEXT_KINDS)}"
+        )
+    return " ".join(dict.fromkeys(kinds))
+
 
 # Fields of the `application_settings` row: seeded from these settings on first start, and
 # overwritten on later starts only by values that were set explicitly (env or constructor).
@@ -27,6 +43,7 @@ SEEDED_FIELDS = (
     "disabled_direct_code_suggestions",
     "model_provider",
     "model_name",
+    "code_suggestions_contexts",
 )
 
 
@@ -47,7 +64,9 @@ class InstanceSettings(BaseSettings):
     secret: str | None = None
     realm: Realm = REALM_SELF_MANAGED
     host_name: str | None = None
-    version: str = "17.0.0"
+    version: str = "18.3.0"
+    """The GitLab release whose API this instance answers like: IDEs gate features on it
+    (direct access from 17.2, the Duo feature queries from 17.9, connection details from 18.3)."""
     revision: str = "codesuggest"
     gateway_url: str = "http://127.0.0.1:8084"
     edge_url: str | None = None
@@ -63,6 +82,9 @@ class InstanceSettings(BaseSettings):
     disabled_direct_code_suggestions: bool = False
     model_provider: str | None = None
     model_name: str | None = None
+    code_suggestions_contexts: str = "open_tabs imports"
+    """Space-separated context kinds IDEs may send with completions: `open_tabs`, `imports`
+    (empty: none)."""
 
     gateway_timeout: float = 3.0
     """Budget in seconds for minting a user token through the gateway."""
@@ -77,6 +99,11 @@ class InstanceSettings(BaseSettings):
     portal_timeout: float = 10.0
     usage_sink_enabled: bool = True
     """Accept usage events the gateway ships to `POST /api/v4/usage/events`."""
+
+    @field_validator("code_suggestions_contexts")
+    @classmethod
+    def _known_contexts(cls, value: str) -> str:
+        return parse_contexts(value)
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'instance.db'}"

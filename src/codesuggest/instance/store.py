@@ -60,6 +60,7 @@ def _seed_values(settings: InstanceSettings) -> dict[str, object]:
         "disabled_direct_code_suggestions": settings.disabled_direct_code_suggestions,
         "model_provider": settings.model_provider,
         "model_name": settings.model_name,
+        "code_suggestions_contexts": settings.code_suggestions_contexts,
     }
 
 

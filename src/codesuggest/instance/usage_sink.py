@@ -71,6 +71,8 @@ usage_events = Table(
     Column("client_version", String(64)),
     Column("request_id", String(128)),
     Column("received_at", DateTime, nullable=False),
+    Column("source", String(16)),  # "ide" for IDE telemetry (instance.ide_telemetry)
+    Column("tracking_id", String(64), index=True),
 )
 
 

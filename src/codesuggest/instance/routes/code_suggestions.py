@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from codesuggest.instance import errors, upstream
-from codesuggest.instance.access import Caller, code_suggestions_caller
+from codesuggest.instance.access import FEATURE_ENABLEMENT, Caller, code_suggestions_caller
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.routes.deps import ctx, now, pat_headers, request_id
+from codesuggest.instance.seats import seat_group_ids
 from codesuggest.tokens import REALM_SAAS
 
 router = APIRouter(prefix="/api/v4/code_suggestions")
@@ -86,6 +87,30 @@ async def direct_access(request: Request) -> JSONResponse:
     }
     if caller.info.model_details:
         body["model_details"] = caller.info.model_details
+    return JSONResponse(body, status_code=201)
+
+
+@router.post("/connection_details", status_code=201)
+async def connection_details(request: Request) -> JSONResponse:
+    """What the IDE puts in its own telemetry context (GitLab 18.3): who and where, no token."""
+    context = ctx(request)
+    caller = await _caller(context, request)
+
+    def namespaces() -> list[int]:
+        if caller.info.realm != REALM_SAAS:
+            return []
+        with context.store.session() as session:
+            return seat_group_ids(session, caller.auth.user_id)
+
+    body = {
+        "instance_id": caller.info.instance_uuid,
+        "instance_version": caller.info.version,
+        "realm": caller.info.realm,
+        "global_user_id": caller.global_user_id,
+        "host_name": caller.info.host_name,
+        "feature_enablement_type": FEATURE_ENABLEMENT,
+        "saas_duo_pro_namespace_ids": await to_thread.run_sync(namespaces),
+    }
     return JSONResponse(body, status_code=201)
 
 

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from codesuggest.common.logs import RequestIdMiddleware, get_logger
 from codesuggest.instance import usage_sink
+from codesuggest.instance.admin_ui import routes as admin_pages
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.errors import ORIGIN_HEADER, GatewayRefused, InstanceError
 from codesuggest.instance.graphql import endpoint as graphql
@@ -99,5 +100,6 @@ def create_app(settings: InstanceSettings | None = None, clock: Clock | None = N
     for module in (*routers, usage_sink):
         app.include_router(module.router)
     _install_error_handlers(app)
+    admin_pages.install(app)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -16,7 +16,7 @@ import uvicorn
 
 from codesuggest.common import logs
 from codesuggest.common.serving import server_config
-from codesuggest.instance import admin, keys, seats
+from codesuggest.instance import admin, keys, seats, sign_in
 from codesuggest.instance.models import utc
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store, application_settings, open_store
@@ -97,6 +97,20 @@ def users_list() -> None:
 def users_block(username: str, unblock: bool = typer.Option(False, "--unblock")) -> None:
     _run(lambda s: admin.set_blocked(s, username, blocked=not unblock))
     typer.echo(f"{'unblocked' if unblock else 'blocked'} {username}")
+
+
+@users_app.command("password")
+def users_password(
+    username: str,
+    stdin: bool = typer.Option(False, "--stdin", help="Read the password from standard input."),
+) -> None:
+    """Set the password a user signs in to the admin pages (/admin) with; clears a lockout."""
+    if stdin:
+        password = typer.get_text_stream("stdin").readline().rstrip("\n")
+    else:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    _run(lambda s: sign_in.set_password(s, username, password))
+    typer.echo(f"password set for {username}")
 
 
 @tokens_app.command("create")

@@ -52,6 +52,22 @@ class User(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     blocked: Mapped[bool] = mapped_column(Boolean, default=False, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    """argon2id; NULL: this user cannot sign in to the admin pages."""
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class AdminSession(Base):
+    """A signed-in browser on the admin pages: the cookie's value is only stored hashed."""
+
+    __tablename__ = "admin_sessions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, index=True)
 
 
 class PersonalAccessToken(Base):

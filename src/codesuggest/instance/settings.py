@@ -99,6 +99,14 @@ class InstanceSettings(BaseSettings):
     portal_timeout: float = 10.0
     usage_sink_enabled: bool = True
     """Accept usage events the gateway ships to `POST /api/v4/usage/events`."""
+    admin_session_hours: float = Field(default=12.0, gt=0)
+    """How long a sign-in to the admin pages (`/admin`) lasts."""
+    admin_sign_in_failures: int = Field(default=5, ge=1)
+    """Wrong passwords in a row that lock a user's sign-in ..."""
+    admin_lockout_seconds: float = Field(default=900.0, gt=0)
+    """... for this long."""
+    admin_sign_in_per_minute: int = Field(default=20, ge=1)
+    """Sign-in attempts per client address and minute, whatever the username."""
 
     @field_validator("code_suggestions_contexts")
     @classmethod

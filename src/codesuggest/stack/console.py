@@ -33,6 +33,14 @@ def print_summary(console: Console, body: dict[str, Any], config_written: bool) 
         soft_wrap=True,
         highlight=False,
     )
+    for realm, label in (("self-managed", "self-managed"), ("saas", "SaaS")):
+        part = body["instances"][realm]
+        console.print(
+            f"admin pages ({label}): {part['admin_url']}  sign in as {part['admin_user']} / "
+            f"{part['admin_password']}",
+            soft_wrap=True,
+            highlight=False,
+        )
     if config_written:
         console.print("the client config now points at the self-managed instance with that PAT")
     console.print("next:")

@@ -55,6 +55,9 @@ def part_settings(part: str, layout: Layout, license_key: str | None) -> dict[st
             "public_url": layout.url("gateway"),
             "trusted_issuers": json.dumps(issuers),
             "data_dir": str(layout.part_dir("gateway")),
+            # Usage goes to the self-managed instance, whose admin dashboard charts it.
+            "usage__sink": "http",
+            "usage__http_url": layout.url("self-managed") + "/api/v4/usage/events",
         }
     settings = {
         "url": layout.url(part),

@@ -15,7 +15,7 @@ import httpx
 
 from codesuggest.client import config as client_config
 from codesuggest.instance import admin as instance_admin
-from codesuggest.instance import seats
+from codesuggest.instance import seats, sign_in
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store, open_store
 from codesuggest.instance.sync import SyncResult, sync_once
@@ -142,6 +142,25 @@ def provision_instance(realm: str, layout: Layout, state: dict[str, Any]) -> Non
     write_private_json(layout.state_file, state)
 
 
+def provision_admin_password(realm: str, layout: Layout, state: dict[str, Any]) -> None:
+    """Once: the admin's first password for the admin pages (kept in the 0600 state file, as
+    the PATs are; changing it on the admin's page or with the CLI does not update it)."""
+    done = state["instances"][realm]
+    if done.get("admin_password"):
+        return
+    password = sign_in.new_password()
+    store = open_store(instance_settings(realm, layout, state.get("license_key")))
+    try:
+        with store.session() as session:
+            sign_in.set_password(session, ADMIN_USER, password)
+    except instance_admin.AdminError as exc:
+        raise StackError(f"setting the {realm} admin's password failed: {exc}") from exc
+    finally:
+        store.dispose()
+    done["admin_password"] = password
+    write_private_json(layout.state_file, state)
+
+
 def provision(layout: Layout, state: dict[str, Any]) -> dict[str, Any]:
     state["port_base"] = layout.port_base
     state.setdefault("created_at", _now().isoformat(timespec="seconds"))
@@ -149,6 +168,7 @@ def provision(layout: Layout, state: dict[str, Any]) -> dict[str, Any]:
     provision_portal(layout, state)
     for realm in REALMS:
         provision_instance(realm, layout, state)
+        provision_admin_password(realm, layout, state)
     return state
 
 

@@ -149,6 +149,9 @@ def summary(data_dir: Path, layout: Layout, state: Mapping[str, Any]) -> dict[st
         "instances": {
             realm: {
                 "url": layout.url(realm),
+                "admin_url": layout.url(realm) + "/admin",
+                "admin_user": instances.get(realm, {}).get("admin_user"),
+                "admin_password": instances.get(realm, {}).get("admin_password"),
                 "admin_pat": instances.get(realm, {}).get("admin_pat"),
                 "user_pat": instances.get(realm, {}).get("user_pat"),
             }

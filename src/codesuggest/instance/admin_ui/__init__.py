@@ -1,0 +1,1 @@
+"""The instance's admin pages (`/admin`): see `routes.py`; sign-in rules in `security.py`."""

@@ -1,0 +1,202 @@
+"""What the usage dashboard shows, read from the `usage_events` the gateway ships to this
+instance (only this instance's events: `instance_id` = its UUID).
+
+Completions per day by path, shown/accepted/rejected and the acceptance rate per language and
+per client, p50/p95 latency per day of served completions, and seat utilisation (seats
+purchased, assigned, and assigned users who asked for a completion in the window).
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from codesuggest.instance import admin, seats
+from codesuggest.instance.identity import global_user_id
+from codesuggest.instance.store import application_settings
+from codesuggest.instance.usage_sink import usage_events
+
+REQUESTED = "code_suggestion_requested"
+FEEDBACK = {
+    "code_suggestion_shown": "shown",
+    "code_suggestion_accepted": "accepted",
+    "code_suggestion_rejected": "rejected",
+}
+
+
+@dataclass
+class Feedback:
+    key: str
+    shown: int = 0
+    accepted: int = 0
+    rejected: int = 0
+
+    @property
+    def rate(self) -> float | None:
+        """Accepted per shown suggestion; None before anything was shown."""
+        return self.accepted / self.shown if self.shown else None
+
+
+@dataclass
+class DayPaths:
+    day: str
+    direct: int = 0
+    monolith: int = 0
+
+
+@dataclass
+class DayLatency:
+    day: str
+    p50: float
+    p95: float
+    samples: int
+
+
+@dataclass
+class UserUsage:
+    username: str
+    seat: bool
+    completions: int
+    last_day: str | None
+
+
+@dataclass
+class Dashboard:
+    since: str
+    days: int
+    paths: list[DayPaths] = field(default_factory=list)
+    languages: list[Feedback] = field(default_factory=list)
+    clients: list[Feedback] = field(default_factory=list)
+    latency: list[DayLatency] = field(default_factory=list)
+    seats_purchased: int = 0
+    seats_assigned: int = 0
+    seats_active: int = 0
+    users: list[UserUsage] = field(default_factory=list)
+
+    @property
+    def completions(self) -> int:
+        return sum(day.direct + day.monolith for day in self.paths)
+
+    @property
+    def direct_share(self) -> float | None:
+        total = self.completions
+        return sum(day.direct for day in self.paths) / total if total else None
+
+    def chart_data(self) -> dict[str, Any]:
+        """The numbers the page's charts draw (the same ones its tables list)."""
+
+        def feedback(rows: list[Feedback]) -> dict[str, Any]:
+            return {
+                "keys": [row.key for row in rows],
+                "shown": [row.shown for row in rows],
+                "accepted": [row.accepted for row in rows],
+                "rejected": [row.rejected for row in rows],
+                "rate": [None if row.rate is None else round(row.rate * 100, 1) for row in rows],
+            }
+
+        return {
+            "paths": {
+                "days": [row.day for row in self.paths],
+                "direct": [row.direct for row in self.paths],
+                "monolith": [row.monolith for row in self.paths],
+            },
+            "languages": feedback(self.languages),
+            "clients": feedback(self.clients),
+            "latency": {
+                "days": [row.day for row in self.latency],
+                "p50": [row.p50 for row in self.latency],
+                "p95": [row.p95 for row in self.latency],
+            },
+            "seats": {
+                "purchased": self.seats_purchased,
+                "assigned": self.seats_assigned,
+                "active": self.seats_active,
+            },
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    if len(values) == 1:
+        return values[0], values[0]
+    cuts = statistics.quantiles(values, n=20, method="inclusive")
+    return round(cuts[9], 1), round(cuts[18], 1)
+
+
+def _feedback(session: Session, where: Any, column: Any) -> list[Feedback]:
+    t = usage_events.c
+    rows: dict[str, Feedback] = {}
+    query = (
+        select(column, t.name, func.sum(t.count))
+        .where(where, t.name.in_(FEEDBACK))
+        .group_by(column, t.name)
+    )
+    for key, name, total in session.execute(query):
+        entry = rows.setdefault(key or "-", Feedback(key or "-"))
+        setattr(entry, FEEDBACK[name], int(total or 0))
+    return sorted(rows.values(), key=lambda row: (-row.shown, row.key))
+
+
+def build(session: Session, secret: str, now: datetime, days: int = 30) -> Dashboard:
+    """The dashboard over the last `days` days (today included)."""
+    since = (now - timedelta(days=days - 1)).date().isoformat()
+    t = usage_events.c
+    instance_uuid = application_settings(session).instance_uuid
+    ours = and_(t.instance_id == instance_uuid, t.day >= since)
+    board = Dashboard(since=since, days=days)
+
+    per_day: dict[str, DayPaths] = {}
+    query = (
+        select(t.day, t.path, func.count())
+        .where(ours, t.name == REQUESTED)
+        .group_by(t.day, t.path)
+        .order_by(t.day)
+    )
+    for day, path, count in session.execute(query):
+        row = per_day.setdefault(day, DayPaths(day))
+        if path in ("direct", "monolith"):
+            setattr(row, path, getattr(row, path) + int(count))
+    board.paths = list(per_day.values())
+
+    board.languages = _feedback(session, ours, t.language)
+    board.clients = _feedback(session, ours, t.client_name)
+
+    samples: dict[str, list[float]] = defaultdict(list)
+    query = select(t.day, t.latency_ms).where(
+        ours, t.name == REQUESTED, t.status == "served", t.latency_ms.is_not(None)
+    )
+    for day, latency in session.execute(query):
+        samples[day].append(float(latency))
+    for day in sorted(samples):
+        p50, p95 = _percentiles(samples[day])
+        board.latency.append(DayLatency(day, p50, p95, len(samples[day])))
+
+    activity: dict[str, tuple[int, str]] = {
+        gid: (int(count), last)
+        for gid, count, last in session.execute(
+            select(t.global_user_id, func.count(), func.max(t.day))
+            .where(ours, t.name == REQUESTED)
+            .group_by(t.global_user_id)
+        )
+    }
+    purchases = seats.list_seats(session)
+    holders = {name for entry in purchases for name in cast(list[str], entry["assigned"])}
+    board.seats_purchased = sum(cast(int, entry["seats"]) for entry in purchases)
+    board.seats_assigned = len(holders)
+    for user in admin.list_users(session):
+        count, last = activity.get(global_user_id(secret, instance_uuid, user.id), (0, None))
+        seat = user.username in holders
+        if seat and count:
+            board.seats_active += 1
+        if seat or count:
+            board.users.append(UserUsage(user.username, seat, count, last))
+    board.users.sort(key=lambda row: (-row.completions, row.username))
+    return board

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from rich.console import Console
 
+from codesuggest.stack.console import print_summary
 from codesuggest.stack.layout import free_port_base, port_free
 
 pytestmark = pytest.mark.slow
@@ -44,6 +46,12 @@ def test_up_detach_status_down_and_reuse(tmp_path: Path) -> None:
             for p in (sm["admin_pat"], sm["user_pat"], saas["admin_pat"], saas["user_pat"])
         )
         assert stat.S_IMODE((data / "stack.json").stat().st_mode) == 0o600
+        for part in (sm, saas):
+            assert part["admin_url"] == part["url"] + "/admin" and part["admin_user"] == "admin"
+            assert len(part["admin_password"]) >= 12
+        assert sm["admin_password"] != saas["admin_password"]
+        pages = httpx.get(sm["admin_url"] + "/users")
+        assert pages.status_code == 303 and pages.headers["location"].startswith("/admin/sign_in")
         client_config = json.loads((tmp_path / "client" / "client.json").read_text())
         assert client_config == {"instance_url": sm["url"], "token": sm["user_pat"]}
 
@@ -84,6 +92,37 @@ def test_up_detach_status_down_and_reuse(tmp_path: Path) -> None:
         assert reply.status_code == 201, reply.text
     finally:
         run("down", "--data-dir", str(data), home=tmp_path)
+
+
+def test_the_summary_prints_the_admin_pages_and_the_admins_first_password() -> None:
+    instance = {"admin_user": "admin", "user_pat": "glpat-user", "admin_pat": "glpat-admin"}
+    body = {
+        "data_dir": "/data",
+        "portal": {"url": "http://127.0.0.1:8180"},
+        "gateway": {"url": "http://127.0.0.1:8183"},
+        "edge": {"url": "http://127.0.0.1:8183"},
+        "instances": {
+            "self-managed": instance
+            | {
+                "url": "http://127.0.0.1:8181",
+                "admin_url": "http://127.0.0.1:8181/admin",
+                "admin_password": "first-sm-password",
+            },
+            "saas": instance
+            | {
+                "url": "http://127.0.0.1:8182",
+                "admin_url": "http://127.0.0.1:8182/admin",
+                "admin_password": "first-saas-password",
+            },
+        },
+    }
+    console = Console(record=True, width=200)
+    print_summary(console, body, config_written=False)
+    text = console.export_text()
+    assert "admin pages (self-managed): http://127.0.0.1:8181/admin" in text
+    assert "sign in as admin / first-sm-password" in text
+    assert "admin pages (SaaS): http://127.0.0.1:8182/admin" in text
+    assert "first-saas-password" in text
 
 
 def test_port_in_use_names_the_part_and_starts_nothing(tmp_path: Path) -> None:

@@ -2,7 +2,7 @@
 instance (only this instance's events: `instance_id` = its UUID).
 
 Completions per day by path, shown/accepted/rejected and the acceptance rate per language and
-per client, p50/p95 latency per day of served completions, and seat utilisation (seats
+per client, p50/p95 latency per day of answered completions, and seat utilisation (seats
 purchased, assigned, and assigned users who asked for a completion in the window).
 """
 
@@ -23,6 +23,8 @@ from codesuggest.instance.store import application_settings
 from codesuggest.instance.usage_sink import usage_events
 
 REQUESTED = "code_suggestion_requested"
+ANSWERED = ("served", "empty")
+"""Requests the model answered (with or without a suggestion): their latency is charted."""
 FEEDBACK = {
     "code_suggestion_shown": "shown",
     "code_suggestion_accepted": "accepted",
@@ -171,7 +173,7 @@ def build(session: Session, secret: str, now: datetime, days: int = 30) -> Dashb
 
     samples: dict[str, list[float]] = defaultdict(list)
     query = select(t.day, t.latency_ms).where(
-        ours, t.name == REQUESTED, t.status == "served", t.latency_ms.is_not(None)
+        ours, t.name == REQUESTED, t.status.in_(ANSWERED), t.latency_ms.is_not(None)
     )
     for day, latency in session.execute(query):
         samples[day].append(float(latency))

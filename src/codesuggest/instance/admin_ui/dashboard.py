@@ -133,18 +133,21 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
     return round(cuts[9], 1), round(cuts[18], 1)
 
 
-def _feedback(session: Session, where: Any, column: Any) -> list[Feedback]:
+def _feedback(session: Session, where: Any) -> tuple[list[Feedback], list[Feedback]]:
+    """Shown/accepted/rejected per language and per client, from one grouped query."""
     t = usage_events.c
-    rows: dict[str, Feedback] = {}
+    by: tuple[dict[str, Feedback], dict[str, Feedback]] = ({}, {})
     query = (
-        select(column, t.name, func.sum(t.count))
+        select(t.language, t.client_name, t.name, func.sum(t.count))
         .where(where, t.name.in_(FEEDBACK))
-        .group_by(column, t.name)
+        .group_by(t.language, t.client_name, t.name)
     )
-    for key, name, total in session.execute(query):
-        entry = rows.setdefault(key or "-", Feedback(key or "-"))
-        setattr(entry, FEEDBACK[name], int(total or 0))
-    return sorted(rows.values(), key=lambda row: (-row.shown, row.key))
+    for language, client, name, total in session.execute(query):
+        for rows, key in zip(by, (language or "-", client or "-"), strict=True):
+            entry = rows.setdefault(key, Feedback(key))
+            setattr(entry, FEEDBACK[name], getattr(entry, FEEDBACK[name]) + int(total or 0))
+    languages, clients = (sorted(r.values(), key=lambda row: (-row.shown, row.key)) for r in by)
+    return languages, clients
 
 
 def build(session: Session, secret: str, now: datetime, days: int = 30) -> Dashboard:
@@ -168,8 +171,7 @@ def build(session: Session, secret: str, now: datetime, days: int = 30) -> Dashb
             setattr(row, path, getattr(row, path) + int(count))
     board.paths = list(per_day.values())
 
-    board.languages = _feedback(session, ours, t.language)
-    board.clients = _feedback(session, ours, t.client_name)
+    board.languages, board.clients = _feedback(session, ours)
 
     samples: dict[str, list[float]] = defaultdict(list)
     query = select(t.day, t.latency_ms).where(

@@ -1,6 +1,7 @@
-"""admin sign-in: users' argon2 password hash and lockout, browser sessions of the admin pages
+"""admin pages: users' argon2 password hash and lockout, browser sessions, and an index for
+the usage dashboard's per-instance, per-event-name queries
 
-Revision ID: 0003_admin_sign_in
+Revision ID: 0003_admin_pages
 Revises: 0002_usage_events
 Create Date: 2026-12-01
 """
@@ -8,7 +9,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_admin_sign_in"
+revision = "0003_admin_pages"
 down_revision = "0002_usage_events"
 branch_labels = None
 depends_on = None
@@ -35,9 +36,13 @@ def upgrade() -> None:
     )
     op.create_index("ix_admin_sessions_user_id", "admin_sessions", ["user_id"])
     op.create_index("ix_admin_sessions_expires_at", "admin_sessions", ["expires_at"])
+    op.create_index(
+        "ix_usage_events_instance_name_day", "usage_events", ["instance_id", "name", "day"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_usage_events_instance_name_day", table_name="usage_events")
     op.drop_index("ix_admin_sessions_expires_at", table_name="admin_sessions")
     op.drop_index("ix_admin_sessions_user_id", table_name="admin_sessions")
     op.drop_table("admin_sessions")

@@ -2,7 +2,7 @@
 the usage dashboard's per-instance, per-event-name queries
 
 Revision ID: 0003_admin_pages
-Revises: 0002_usage_events
+Revises: 0003_ide_surface
 Create Date: 2026-12-01
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_admin_pages"
-down_revision = "0002_usage_events"
+down_revision = "0003_ide_surface"
 branch_labels = None
 depends_on = None
 

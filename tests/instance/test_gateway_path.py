@@ -220,3 +220,15 @@ def test_monolith_path_relays_a_stream(stack: Stack) -> None:
         assert response.headers["content-type"].startswith("text/event-stream")
         text = "".join(response.iter_text())
     assert "data:" in text
+
+
+def test_monolith_path_passes_on_which_client_asked(stack: Stack) -> None:
+    """The gateway records the IDE's User-Agent and language-server version on both paths."""
+    client = {
+        "User-Agent": "gitlab-language-server:8.54.0 (vscode:1.99.0)",
+        "X-Gitlab-Language-Server-Version": "8.54.0",
+    }
+    assert _complete(stack, stack.user(), COMPLETION, **client).status_code == 200
+    sent = stack.gateway_counter.last_headers["/v2/code/completions"]
+    assert sent["user-agent"] == client["User-Agent"]
+    assert sent["x-gitlab-language-server-version"] == "8.54.0"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -31,6 +32,15 @@ def gateway_headers(caller: Caller, instance_token: str, request_id: str | None)
     if request_id:
         headers["X-Request-ID"] = request_id
     return headers
+
+
+CLIENT_HEADERS = ("User-Agent", "X-Gitlab-Language-Server-Version")
+"""Passed on from the IDE on the monolith path, so the gateway records the same client on
+both paths."""
+
+
+def client_headers(incoming: Mapping[str, str]) -> dict[str, str]:
+    return {name: incoming[name] for name in CLIENT_HEADERS if name in incoming}
 
 
 def _unreachable(exc: Exception, what: str) -> errors.InstanceError:

@@ -141,7 +141,8 @@ async def completions(request: Request) -> Response:
     return await upstream.forward_completion(
         context.http,
         caller.info.gateway_url.rstrip("/") + path,
-        upstream.gateway_headers(caller, instance_token, request_id(request)),
+        upstream.gateway_headers(caller, instance_token, request_id(request))
+        | upstream.client_headers(request.headers),
         raw or b"{}",
         context.settings.completions_timeout,
     )

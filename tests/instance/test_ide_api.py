@@ -325,3 +325,38 @@ def test_telemetry_needs_an_api_token(stack: Stack) -> None:
     assert response.status_code == 403
     assert response.json()["error"] == "insufficient_scope"
     assert ide_rows(stack, tid) == []
+
+
+def test_the_report_counts_ide_events_per_client_with_the_acceptance_rate(stack: Stack) -> None:
+    pat, admin_pat = stack.user(), stack.user(admin_=True)
+    agent = f"gitlab-language-server:8.54.0 (report-{uuid.uuid4().hex[:8]}:1.0)"
+    for tid, events in (
+        (str(uuid.uuid4()), ("shown", "accepted")),
+        (str(uuid.uuid4()), ("shown", "rejected")),
+        (str(uuid.uuid4()), ("shown",)),
+    ):
+        for event in events:
+            response = stack.http.post(
+                "/api/v4/usage_data/track_event",
+                json={
+                    "event": f"code_suggestion_{event}_in_ide",
+                    "additional_properties": {"unique_tracking_id": tid, "language": "go"},
+                },
+                headers={"PRIVATE-TOKEN": pat, "User-Agent": agent},
+            )
+            assert response.status_code == 200
+    report = stack.http.get(
+        "/api/v4/usage/report",
+        params={"by": "client", "source": "ide"},
+        headers={"PRIVATE-TOKEN": admin_pat},
+    )
+    assert report.status_code == 200, report.text
+    (row,) = [r for r in report.json()["rows"] if r["key"] == agent]
+    assert (row["shown"], row["accepted"], row["rejected"], row["requested"]) == (3, 1, 1, 0)
+    assert row["acceptance_rate"] == round(1 / 3, 4)
+    gateway_only = stack.http.get(
+        "/api/v4/usage/report",
+        params={"by": "client", "source": "gateway"},
+        headers={"PRIVATE-TOKEN": admin_pat},
+    ).json()["rows"]
+    assert agent not in {r["key"] for r in gateway_only}

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 
 from codesuggest.common.logs import get_logger
-from codesuggest.common.usage_report import REPORT_COLUMNS
+from codesuggest.common.usage_report import REPORT_COLUMNS, merge
 from codesuggest.tokens import Clock, KeySource, PublicKey, RemoteKeySet, SystemClock, Verifier
 from codesuggest.tokens.errors import TokenError
 
@@ -244,9 +244,16 @@ class UsageSink:
                 )
         return len(rows), len(events) - len(rows)
 
-    def report(self, by: str, since: datetime | None) -> list[dict[str, Any]]:
+    def report(self, by: str, since: datetime | None, source: str = "all") -> list[dict[str, Any]]:
+        """`source`: `all`, `ide` (what IDEs reported, `POST /api/v4/usage_data/track_event`)
+        or `gateway` (what the gateway shipped)."""
         t = usage_events.c
-        key = {"user": t.global_user_id, "day": t.day, "language": t.language}[by]
+        key = {
+            "user": t.global_user_id,
+            "day": t.day,
+            "language": t.language,
+            "client": t.client_name,
+        }[by]
         requested = t.name == "code_suggestion_requested"
 
         def count_if(condition: Any, value: Any = 1) -> Any:
@@ -267,11 +274,15 @@ class UsageSink:
         query = select(key.label("key"), *(c.label(n) for n, c in columns.items())).group_by(key)
         if since is not None:
             query = query.where(t.occurred_at >= _naive_utc(since))
+        if source == "ide":
+            query = query.where(t.source == "ide")
+        elif source == "gateway":
+            query = query.where(t.source.is_(None))
         with self.engine.connect() as conn:
             result = conn.execute(query.order_by(key)).mappings().all()
-        return [
+        return merge(
             {"key": row["key"] or "-", **{n: int(row[n]) for n in REPORT_COLUMNS}} for row in result
-        ]
+        )
 
 
 def instance_admin(request: Request) -> None:
@@ -323,12 +334,14 @@ async def receive_events(request: Request) -> JSONResponse:
 @router.get("/api/v4/usage/report")
 async def usage_report(
     request: Request,
-    by: Literal["user", "day", "language"] = Query("user"),
+    by: Literal["user", "day", "language", "client"] = Query("user"),
     since: datetime | None = Query(None),
+    source: Literal["all", "ide", "gateway"] = Query("all"),
 ) -> JSONResponse:
     sink = _sink(request)
     if sink is None:
         return JSONResponse(NOT_FOUND, status_code=404)
     await to_thread.run_sync(sink.authorize_admin, request)
-    rows = await to_thread.run_sync(sink.report, by, since)
-    return JSONResponse({"by": by, "since": since.isoformat() if since else None, "rows": rows})
+    rows = await to_thread.run_sync(sink.report, by, since, source)
+    body = {"by": by, "since": since.isoformat() if since else None, "source": source}
+    return JSONResponse(body | {"rows": rows})

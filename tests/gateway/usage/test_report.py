@@ -110,3 +110,25 @@ def test_cli_table_by_language_and_missing_file(usage_file, tmp_path):
     missing = CliRunner().invoke(app, ["usage", "report", "--source", str(tmp_path / "nope")])
     assert missing.exit_code == 1
     assert "no usage file" in missing.output
+
+
+def test_rows_by_client_carry_the_acceptance_rate(tmp_path):
+    events = [
+        UsageEvent(name="code_suggestion_requested", client_name="vscode", status="served"),
+        UsageEvent(name="code_suggestion_shown", client_name="vscode", count=4),
+        UsageEvent(name="code_suggestion_accepted", client_name="vscode", count=1),
+        UsageEvent(name="code_suggestion_requested", client_name="nvim", status="served"),
+    ]
+    path = tmp_path / "usage.jsonl"
+    write(path, events)
+    from codesuggest.gateway.usage.report import read_jsonl, totals
+
+    rows = {row["key"]: row for row in summarise(read_jsonl(path), GroupBy.client)}
+    assert rows["vscode"]["acceptance_rate"] == 0.25
+    assert rows["nvim"]["acceptance_rate"] is None  # nothing shown
+    assert totals(list(rows.values()))["acceptance_rate"] == 0.25
+    table = CliRunner().invoke(
+        app, ["usage", "report", "--source", str(path), "--by", "client"], env={"COLUMNS": "220"}
+    )
+    assert table.exit_code == 0, table.output
+    assert "25%" in table.output and "nvim" in table.output

@@ -1,5 +1,6 @@
-"""`codesuggest usage report`: usage per user, day or language, read from the JSONL sink
-(deduplicated by `event_id`) or from an instance's `GET /api/v4/usage/report`."""
+"""`codesuggest usage report`: usage per user, day, language or client, read from the JSONL
+sink (deduplicated by `event_id`), from an instance's `GET /api/v4/usage/report`, or both
+joined: the gateway's events from the sink with what IDEs reported to the instance."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codesuggest.common.usage_report import REPORT_COLUMNS
+from codesuggest.common.usage_report import REPORT_COLUMNS, acceptance_rate, merge
 
 app = typer.Typer(help="Usage events recorded by the gateway.", no_args_is_help=True)
 
@@ -28,6 +29,7 @@ class GroupBy(StrEnum):
     user = "user"
     day = "day"
     language = "language"
+    client = "client"
 
 
 def parse_since(value: str | None, now: datetime | None = None) -> datetime | None:
@@ -82,6 +84,8 @@ def group_key(event: dict[str, Any], by: GroupBy) -> str:
         return str(event.get("global_user_id") or "-")
     if by is GroupBy.language:
         return str(event.get("language") or "-")
+    if by is GroupBy.client:
+        return str(event.get("client_name") or "-")
     when = _timestamp(event)
     return when.astimezone(UTC).date().isoformat() if when else "-"
 
@@ -119,17 +123,19 @@ def summarise(
             "code_suggestion_rejected",
         ):
             row[name.removeprefix("code_suggestion_")] += count
-    return [{"key": key, **rows[key]} for key in sorted(rows)]
+    return merge({"key": key, **rows[key]} for key in rows)
 
 
-def totals(rows: list[dict[str, Any]]) -> dict[str, int]:
-    return {column: sum(row[column] for row in rows) for column in REPORT_COLUMNS}
+def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    summed = {column: sum(row[column] for row in rows) for column in REPORT_COLUMNS}
+    return summed | {"acceptance_rate": acceptance_rate(summed)}
 
 
 def fetch_instance_report(
-    url: str, token: str, by: GroupBy, since: datetime | None
+    url: str, token: str, by: GroupBy, since: datetime | None, source: str = "all"
 ) -> list[dict[str, Any]]:
-    params = {"by": by.value}
+    """The instance's rows; `source="ide"` for only what IDEs reported to it."""
+    params = {"by": by.value, "source": source}
     if since is not None:
         params["since"] = since.isoformat()
     response = httpx.get(
@@ -158,47 +164,60 @@ def _render(rows: list[dict[str, Any]], by: GroupBy, console: Console) -> None:
     table.add_column(by.value, overflow="fold")
     for column in REPORT_COLUMNS:
         table.add_column(column, justify="right")
+    table.add_column("acceptance", justify="right")
+
+    def cells(row: dict[str, Any]) -> list[str]:
+        rate = row["acceptance_rate"]
+        return [str(row[c]) for c in REPORT_COLUMNS] + ["-" if rate is None else f"{rate:.0%}"]
+
     for row in rows:
-        table.add_row(row["key"], *(str(row[c]) for c in REPORT_COLUMNS))
+        table.add_row(row["key"], *cells(row))
     if rows:
         table.add_section()
-        table.add_row("total", *(str(v) for v in totals(rows).values()))
+        table.add_row("total", *cells(totals(rows)))
     console.print(table)
 
 
 @app.command()
 def report(
     since: str = typer.Option(None, help="ISO-8601 date/time, or 30m / 12h / 1d / 2w back."),
-    by: GroupBy = typer.Option(GroupBy.user, help="Group rows by user, day or language."),
+    by: GroupBy = typer.Option(GroupBy.user, help="Group rows by user, day, language or client."),
     source: Path = typer.Option(None, help="JSONL sink file (default: the gateway's usage.jsonl)."),
-    instance: str = typer.Option(None, help="Instance URL: read its usage_events instead."),
+    instance: str = typer.Option(
+        None,
+        help="Instance URL: read its usage_events instead; with --source, join the sink's "
+        "events with what IDEs reported to the instance.",
+    ),
     token: str = typer.Option(
         None, envvar="CODESUGGEST_USAGE_TOKEN", help="Admin PAT for --instance."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Summarise usage: requests (served/empty/errors, direct/monolith), accepted suggestions
-    and tokens issued, per user, day or language."""
+    """Summarise usage: requests (served/empty/errors, direct/monolith), suggestions shown,
+    accepted and rejected with the acceptance rate, and tokens issued, per user, day, language
+    or client (the User-Agent: editor and language-server version)."""
     try:
         since_at = parse_since(since)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--since") from exc
-    if instance and source:
-        raise typer.BadParameter("use either --source or --instance", param_hint="--source")
-    if instance:
-        if not token:
-            raise typer.BadParameter("--instance needs --token (an admin PAT)")
-        try:
-            rows = fetch_instance_report(instance, token, by, since_at)
-        except (httpx.HTTPError, RuntimeError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
-    else:
+    if instance and not token:
+        raise typer.BadParameter("--instance needs --token (an admin PAT)")
+    rows: list[dict[str, Any]] = []
+    if source or not instance:
         path = source or default_source()
         if not path.exists():
             typer.echo(f"error: no usage file at {path}", err=True)
             raise typer.Exit(1)
         rows = summarise(read_jsonl(path), by, since_at)
+    if instance:
+        # Joined with a sink: only what IDEs reported (the sink has the gateway's events).
+        wanted = "ide" if source else "all"
+        try:
+            reported = fetch_instance_report(instance, token, by, since_at, wanted)
+        except (httpx.HTTPError, RuntimeError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from exc
+        rows = merge(rows, reported)
     if as_json:
         document = {
             "by": by.value,

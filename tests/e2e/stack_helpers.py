@@ -20,13 +20,19 @@ SAMPLE_ABOVE = SAMPLE["current_file"]["content_above_cursor"]
 
 
 @contextmanager
-def running_stack(data_dir: Path, env: Mapping[str, str] | None = None) -> Iterator[Stack]:
-    """Start like `codesuggest up` (the client config goes to `data_dir/client`)."""
+def running_stack(
+    data_dir: Path,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+    port_base: int | None = None,
+) -> Iterator[Stack]:
+    """Start like `codesuggest up` (the client config goes to `data_dir/client`); `overrides`
+    are extra environment per part, applied last."""
     config_dir = os.environ.get("CODESUGGEST_CONFIG_DIR")
     os.environ["CODESUGGEST_CONFIG_DIR"] = str(data_dir / "client")
     base_env = dict(os.environ)
     base_env.update(env or {})
-    stack = Stack(data_dir / "stack", free_port_base(), base_env)
+    stack = Stack(data_dir / "stack", port_base or free_port_base(), base_env, overrides or {})
     try:
         stack.up()
         yield stack
@@ -40,7 +46,10 @@ def running_stack(data_dir: Path, env: Mapping[str, str] | None = None) -> Itera
 
 @contextmanager
 def instance_session(stack: Stack, realm: str):  # type: ignore[no-untyped-def]
-    store = open_store(instance_settings(realm, stack.layout, stack.state.get("license_key")))
+    settings = instance_settings(
+        realm, stack.layout, stack.state.get("license_key"), stack.overrides.get(realm)
+    )
+    store = open_store(settings)
     try:
         with store.session() as session:
             yield session

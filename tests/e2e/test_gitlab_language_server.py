@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from codesuggest.instance import admin
+from codesuggest.instance.usage_sink import usage_events
 from codesuggest.stack.layout import Layout, free_port_base
 from codesuggest.stack.runner import Stack
 from e2e import gitlab_ls
@@ -36,6 +38,8 @@ from e2e.stack_helpers import (
 
 pytestmark = pytest.mark.slow
 REALMS = ("self-managed", "saas")
+COLLECTOR = "self-managed"
+"""The instance `codesuggest up` has the gateway ship its usage events to."""
 TEXT = SAMPLE_ABOVE + "\n"
 CURSOR = (TEXT.count("\n", 0, len(SAMPLE_ABOVE)), len(SAMPLE_ABOVE.rsplit("\n", 1)[-1]))
 OPEN_TAB = "def helper_for_reading(path):\n    return path.strip()\n"
@@ -60,11 +64,13 @@ class World:
         return [e for e in proxy.exchanges if f"({client}:" in e.headers.get("user-agent", "")]
 
     def gateway_events(self, client_name: str) -> list[dict]:
-        path = self.stack.layout.part_dir("gateway") / "usage.jsonl"
-        if not path.exists():
-            return []
-        events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        return [e for e in events if e.get("client_name") == client_name]
+        """The gateway's usage events for `client_name`, as shipped to the instance `up`
+        makes its usage collector (the self-managed one)."""
+        with instance_session(self.stack, COLLECTOR) as session:
+            query = select(usage_events).where(
+                usage_events.c.client_name == client_name, usage_events.c.source.is_(None)
+            )
+            return [dict(row) for row in session.execute(query).mappings()]
 
 
 @pytest.fixture(scope="module")
@@ -115,23 +121,15 @@ def poll(condition, within: float = 20.0):  # type: ignore[no-untyped-def]
 
 
 def usage_report(world: World, realm: str) -> list[dict]:
-    """`codesuggest usage report --by client --json`, joining the gateway's events (its JSONL
-    sink) with the IDE telemetry the instance stored."""
-    instance = world.stack.state["instances"][realm]
-    command = [
-        str(Path(sys.executable).parent / "codesuggest"),
-        "usage",
-        "report",
-        "--by",
-        "client",
-        "--json",
-        "--source",
-        str(world.stack.layout.part_dir("gateway") / "usage.jsonl"),
-        "--instance",
-        world.stack.layout.url(realm),
-        "--token",
-        instance["admin_pat"],
-    ]
+    """`codesuggest usage report --by client --json`: the gateway's events (at the collector)
+    joined with the IDE telemetry the realm's instance stored."""
+    pats = {r: world.stack.state["instances"][r]["admin_pat"] for r in REALMS}
+    command = [str(Path(sys.executable).parent / "codesuggest"), "usage", "report"]
+    command += ["--by", "client", "--json", "--instance", world.stack.layout.url(realm)]
+    command += ["--token", pats[realm]]
+    if realm != COLLECTOR:
+        command += ["--collector", world.stack.layout.url(COLLECTOR)]
+        command += ["--collector-token", pats[COLLECTOR]]
     out = subprocess.run(command, capture_output=True, text=True, timeout=60, check=True)
     return json.loads(out.stdout)["rows"]
 

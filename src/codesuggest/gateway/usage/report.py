@@ -185,11 +185,17 @@ def report(
     source: Path = typer.Option(None, help="JSONL sink file (default: the gateway's usage.jsonl)."),
     instance: str = typer.Option(
         None,
-        help="Instance URL: read its usage_events instead; with --source, join the sink's "
-        "events with what IDEs reported to the instance.",
+        help="Instance URL: read its usage_events instead; with --source or --collector, only "
+        "what IDEs reported to it, joined with the gateway's events from there.",
     ),
     token: str = typer.Option(
         None, envvar="CODESUGGEST_USAGE_TOKEN", help="Admin PAT for --instance."
+    ),
+    collector: str = typer.Option(
+        None, help="Instance URL the gateway ships usage to: read the gateway's events there."
+    ),
+    collector_token: str = typer.Option(
+        None, envvar="CODESUGGEST_USAGE_COLLECTOR_TOKEN", help="Admin PAT for --collector."
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
@@ -202,22 +208,27 @@ def report(
         raise typer.BadParameter(str(exc), param_hint="--since") from exc
     if instance and not token:
         raise typer.BadParameter("--instance needs --token (an admin PAT)")
+    if collector and not collector_token:
+        raise typer.BadParameter("--collector needs --collector-token (an admin PAT there)")
+    if source and collector:
+        raise typer.BadParameter("use either --source or --collector", param_hint="--source")
     rows: list[dict[str, Any]] = []
-    if source or not instance:
-        path = source or default_source()
-        if not path.exists():
-            typer.echo(f"error: no usage file at {path}", err=True)
-            raise typer.Exit(1)
-        rows = summarise(read_jsonl(path), by, since_at)
-    if instance:
-        # Joined with a sink: only what IDEs reported (the sink has the gateway's events).
-        wanted = "ide" if source else "all"
-        try:
-            reported = fetch_instance_report(instance, token, by, since_at, wanted)
-        except (httpx.HTTPError, RuntimeError) as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from exc
-        rows = merge(rows, reported)
+    try:
+        if collector:
+            rows = fetch_instance_report(collector, collector_token, by, since_at, "gateway")
+        elif source or not instance:
+            path = source or default_source()
+            if not path.exists():
+                typer.echo(f"error: no usage file at {path}", err=True)
+                raise typer.Exit(1)
+            rows = summarise(read_jsonl(path), by, since_at)
+        if instance:
+            # Joined with the gateway's events from elsewhere: only what IDEs reported here.
+            wanted = "ide" if source or collector else "all"
+            rows = merge(rows, fetch_instance_report(instance, token, by, since_at, wanted))
+    except (httpx.HTTPError, RuntimeError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     if as_json:
         document = {
             "by": by.value,

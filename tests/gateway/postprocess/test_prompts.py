@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from codesuggest.gateway.prompts import ContextSnippet, PromptBudget, build_prompt, template_for
 from codesuggest.gateway.prompts.builder import keep_head, keep_tail
 from codesuggest.gateway.prompts.counting import estimate_tokens
+from codesuggest.gateway.prompts.templates import TemplateError
 
 LINES = "".join(f"line_{i} = {i}\n" for i in range(2000))
 
@@ -68,7 +71,9 @@ def test_template_families():
     assert template_for("codellama:7b-code").name == "codellama"
     assert template_for("deepseek-coder-6.7b-base").name == "deepseek"
     assert template_for("bigcode/starcoder2-3b").name == "starcoder"
-    assert template_for("gpt-3.5-turbo-instruct") is None
+    assert template_for("gpt-3.5-turbo-instruct", "suffix") is None
+    with pytest.raises(TemplateError, match="gpt-3.5-turbo-instruct"):
+        template_for("gpt-3.5-turbo-instruct")
     assert template_for("anything", "codegemma").name == "codegemma"
 
 

@@ -9,7 +9,7 @@ so the only markers in a rendered prompt are the template's own, and they are ne
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from codesuggest.gateway.prompts.budget import PromptBudget
 from codesuggest.gateway.prompts.counting import chars_for, estimate_tokens
@@ -115,21 +115,22 @@ def build_prompt(
     """Shares (see PromptBudget): the suffix takes up to its share, context up to its share
     (both only as much as they need), the prefix the rest; what the prefix leaves unused goes
     back to a truncated suffix. `reserved_tokens` covers template markers and instructions."""
+    ratio = budget.chars_per_token
     markers = tuple(markers)
     prefix = scrub(prefix, markers)
     suffix = scrub(suffix, markers)
     if instruction is not None:
         instruction = scrub(instruction, markers)
-        reserved_tokens += estimate_tokens(instruction)
+        reserved_tokens += estimate_tokens(instruction, ratio)
     snippets = [
         ContextSnippet(c.name, scrub(c.content, markers), c.kind)
         for c in _ranked(context, file_name)
     ]
     total = max(0, budget.max_tokens - reserved_tokens)
 
-    prefix_need = estimate_tokens(prefix)
-    suffix_need = estimate_tokens(suffix)
-    context_need = sum(estimate_tokens(c.content) for c in snippets)
+    prefix_need = estimate_tokens(prefix, ratio)
+    suffix_need = estimate_tokens(suffix, ratio)
+    context_need = sum(estimate_tokens(c.content, ratio) for c in snippets)
     suffix_tokens = min(suffix_need, int(total * budget.suffix_share))
     context_cap = min(context_need, int(total * budget.context_share))
     prefix_tokens = min(prefix_need, total - suffix_tokens - context_cap)
@@ -137,12 +138,12 @@ def build_prompt(
     spare = total - suffix_tokens - prefix_tokens - context_tokens
     suffix_tokens += min(spare, suffix_need - suffix_tokens)
 
-    kept_prefix = keep_tail(prefix, chars_for(prefix_tokens), budget.window_step)
-    kept_suffix = keep_head(suffix, chars_for(suffix_tokens))
+    kept_prefix = keep_tail(prefix, chars_for(prefix_tokens, ratio), budget.window_step)
+    kept_suffix = keep_head(suffix, chars_for(suffix_tokens, ratio))
     chosen: list[ContextSnippet] = []
     room = context_tokens
     for snippet in snippets:
-        cost = estimate_tokens(snippet.content)
+        cost = estimate_tokens(snippet.content, ratio)
         if cost <= room:
             chosen.append(snippet)
             room -= cost
@@ -162,3 +163,21 @@ def build_prompt(
         truncated=truncated,
         project=project,
     )
+
+
+def shrink(prompt: Prompt, budget: PromptBudget, *, reserved_tokens: int = 0) -> Prompt:
+    """`prompt` cut again to `budget` (e.g. with a chars-per-token ratio measured by the model's
+    own tokenizer): the prefix keeps the cursor, the suffix its start, context what fits."""
+    smaller = build_prompt(
+        file_name=prompt.file_name,
+        language=prompt.language,
+        line_comment=prompt.line_comment,
+        prefix=prompt.prefix,
+        suffix=prompt.suffix,
+        budget=budget,
+        context=prompt.context,
+        instruction=prompt.instruction,
+        reserved_tokens=reserved_tokens,
+        project=prompt.project,
+    )
+    return replace(smaller, truncated=prompt.truncated or smaller.truncated)

@@ -12,7 +12,10 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr
 
 ProviderName = Literal["embedded", "openai", "anthropic", "local"]
-FimName = Literal["auto", "suffix", "codellama", "starcoder", "qwen", "codegemma", "deepseek"]
+TemplateName = Literal[
+    "qwen", "starcoder", "codegemma", "deepseek", "codellama", "codestral", "none"
+]
+FimName = Literal["auto", "suffix", TemplateName]
 
 
 class CompletionsSettings(BaseModel):
@@ -38,7 +41,7 @@ class CompletionsSettings(BaseModel):
     openai_api_key: SecretStr | None = None
     openai_model: str | None = None
     openai_extra_models: list[str] = []
-    openai_api: Literal["completions", "chat"] = "completions"
+    openai_api: Literal["completions", "chat", "infill", "fim", "ollama"] = "completions"
     openai_fim_template: FimName = "auto"
     openai_timeout: float = Field(default=10.0, gt=0)
     openai_max_connections: int = Field(default=100, ge=1)
@@ -55,4 +58,6 @@ class CompletionsSettings(BaseModel):
     local_n_ctx: int = Field(default=4096, ge=256)
     local_threads: int = Field(default=0, ge=0)
     local_parallel: int = Field(default=2, ge=1)
-    local_fim_template: Literal["qwen", "starcoder", "codellama", "codegemma", "deepseek"] = "qwen"
+    local_fim_template: Literal["auto", TemplateName] = "auto"
+    # A local generation is cut (and what it has answered) after this many seconds.
+    local_time_budget: float = Field(default=4.0, gt=0)

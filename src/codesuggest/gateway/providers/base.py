@@ -37,6 +37,15 @@ class ProviderUnavailable(ProviderError):
     kind = "unavailable"
 
 
+# Where a completion of each mode ends: a mid-line completion at the line's end, a whole-line
+# one at the first blank line (post-processing then keeps the cursor's block).
+MODE_STOPS: dict[Mode, tuple[str, ...]] = {
+    "mid_line": ("\n",),
+    "whole_line": ("\n\n",),
+    "generation": (),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class Params:
     max_tokens: int
@@ -47,6 +56,12 @@ class Params:
     @property
     def generation(self) -> bool:
         return self.mode == "generation"
+
+    def stops(self, *extra: str, limit: int | None = None) -> list[str]:
+        """The mode's stop sequences, then `stop`, then `extra` (e.g. the model family's end
+        tokens), without repeats; the first `limit` of them for APIs that cap the list."""
+        found = list(dict.fromkeys((*MODE_STOPS[self.mode], *self.stop, *extra)))
+        return found[:limit] if limit is not None else found
 
 
 @dataclass(frozen=True, slots=True)

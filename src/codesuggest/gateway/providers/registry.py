@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from codesuggest.gateway.completions.settings import CompletionsSettings
+from codesuggest.gateway.prompts import PromptBudget
 from codesuggest.gateway.providers.anthropic import AnthropicProvider
 from codesuggest.gateway.providers.base import Provider
 from codesuggest.gateway.providers.embedded import EmbeddedProvider
@@ -109,6 +110,13 @@ def build_registry(settings: CompletionsSettings) -> ProviderRegistry:
                 threads=s.local_threads,
                 parallel=s.local_parallel,
                 template=s.local_fim_template,
+                time_budget=s.local_time_budget,
+                budget=PromptBudget(
+                    max_tokens=s.max_prompt_tokens,
+                    suffix_share=s.suffix_share,
+                    context_share=s.context_share,
+                    window_step=s.window_step,
+                ),
             )
         )
     return ProviderRegistry(providers, s.provider)

@@ -1,0 +1,61 @@
+"""A real gateway on loopback, trusting a real portal issuer, over a real model provider."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI
+
+from codesuggest.gateway.app import create_app
+from codesuggest.gateway.completions.settings import CompletionsSettings
+from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
+from gateway.completions.routes_env import MemoryRecorder
+from support.issuer import Issuer, instance_headers, wait_until
+from support.servers import ServerThread
+
+INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
+
+
+@dataclass
+class RealGateway:
+    app: FastAPI
+    server: ServerThread
+    portal: Issuer
+
+    def client(self, timeout: float = 120) -> httpx.Client:
+        return httpx.Client(base_url=self.server.url, timeout=timeout)
+
+    def headers(self) -> dict[str, str]:
+        return instance_headers(self.portal.instance_token(INSTANCE_ID), INSTANCE_ID)
+
+
+@contextmanager
+def real_gateway(data_dir: Path, completions: CompletionsSettings) -> Iterator[RealGateway]:
+    portal = Issuer("self-managed").start()
+    settings = GatewaySettings(
+        trusted_issuers=[TrustedIssuer(url=portal.url, kind="portal")],
+        data_dir=data_dir,
+        completions=completions,
+    )
+    app = create_app(settings)
+    server = ServerThread(app).start(timeout=120)
+    app.state.usage = MemoryRecorder()
+    gateway = RealGateway(app, server, portal)
+    try:
+        with gateway.client() as c:
+            wait_until(
+                lambda: c.get("/monitoring/ready").status_code == 200, 120, what="gateway ready"
+            )
+        yield gateway
+    finally:
+        server.stop()
+        portal.stop()
+
+
+def server_timing(response: httpx.Response) -> dict[str, float]:
+    parts = (p.strip().split(";dur=") for p in response.headers["server-timing"].split(","))
+    return {name: float(value) for name, value in parts}

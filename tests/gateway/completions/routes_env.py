@@ -20,7 +20,7 @@ from support.servers import ServerThread
 
 INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
 USER_ID = "user-gid-1"
-MODEL = "fake-coder"
+MODEL = "fake-starcoder2"
 
 
 class MemoryRecorder:

@@ -40,9 +40,11 @@ def test_model_receives_prefix_and_suffix(gw):
     with gw.client() as c:
         c.post("/v2/completions", json=body, headers=gw.user_headers())
     sent = gw.model.requests[-1]
-    assert sent["model"] == MODEL
-    assert sent["prompt"].endswith("def add(a, b):\n    ")
-    assert sent["suffix"] == "\n\nprint(add(1, 2))\n"
+    assert sent["model"] == MODEL  # the name tells the family: StarCoder2's FIM tokens
+    assert sent["prompt"].endswith(
+        "<fim_prefix>def add(a, b):\n    <fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>"
+    )
+    assert "suffix" not in sent
     assert sent["stream"] is False
 
 

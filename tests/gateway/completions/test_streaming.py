@@ -29,7 +29,7 @@ def test_chunks_then_done(gw):
     streamed = "".join(data["text"] for kind, data in events if kind == "message")
     done = events[-1][1]
     assert done["text"] == "return a + b" == streamed
-    assert done["model"] == {"engine": "openai", "name": "fake-coder", "lang": "python"}
+    assert done["model"] == {"engine": "openai", "name": "fake-starcoder2", "lang": "python"}
     assert {"auth", "prompt", "model"} <= set(done["timings"])
     assert gw.model.requests[-1]["stream"] is True
     wait_until(lambda: gw.usage.named("code_suggestion_requested"), what="usage event")

@@ -15,7 +15,7 @@ def test_requested_event_is_filled_from_caller_and_request(gw):
     assert event.name == "code_suggestion_requested"
     assert (event.realm, event.instance_id, event.global_user_id) == ("saas", INSTANCE_ID, USER_ID)
     assert (event.model_provider, event.model_name, event.language) == (
-        "openai", "fake-coder", "python",
+        "openai", "fake-starcoder2", "python",
     )  # fmt: skip
     assert event.path == "direct" and event.status == "served"
     assert event.request_id == "req-123" and event.client_name == "gitlab-lsp/1.0"
@@ -25,9 +25,9 @@ def test_requested_event_is_filled_from_caller_and_request(gw):
 
 def test_telemetry_becomes_shown_accepted_rejected(gw):
     telemetry = [
-        {"model_engine": "openai", "model_name": "fake-coder", "lang": "python",
+        {"model_engine": "openai", "model_name": "fake-starcoder2", "lang": "python",
          "requests": 5, "accepts": 2, "errors": 1},
-        {"model_engine": "openai", "model_name": "fake-coder", "lang": "go",
+        {"model_engine": "openai", "model_name": "fake-starcoder2", "lang": "go",
          "requests": 3, "accepts": 0, "errors": 0, "rejects": 1},
     ]  # fmt: skip
     with gw.client() as c:

@@ -1,7 +1,10 @@
 """Loopback model servers speaking the providers' published wire formats.
 
 OpenAI-compatible: `POST /v1/completions` and `/v1/chat/completions`, JSON answers or SSE
-`data: {...}` chunks ending with `data: [DONE]`, errors `{"error": {"message", "type", "code"}}`.
+`data: {...}` chunks ending with `data: [DONE]`, errors `{"error": {"message", "type", "code"}}`;
+Mistral's `POST /v1/fim/completions` (chat-shaped answers); llama.cpp's `POST /infill`
+(`{"content", "stop", "stop_type"}`, SSE chunks up to one with `"stop": true`); Ollama's
+`POST /api/generate` (`{"response", "done", "done_reason"}`, NDJSON lines when streaming).
 Anthropic: `POST /v1/messages` (requires `x-api-key` and `anthropic-version`), JSON answers or
 the `message_start` ... `message_stop` event stream, errors `{"type": "error", "error": {...}}`.
 
@@ -93,6 +96,33 @@ class FakeOpenAI(FakeModelServer):
         @app.post("/v1/chat/completions")
         async def chat(request: Request) -> Response:
             return await self._answer(request, chat=True)
+
+        @app.post("/v1/fim/completions")
+        async def mistral_fim(request: Request) -> Response:
+            return await self._answer(request, chat=True)
+
+        @app.post("/infill")
+        async def infill(request: Request) -> Response:
+            body = await self._take(request)
+            if body.get("stream"):
+                frames = [f"data: {json.dumps({'content': p, 'stop': False})}\n\n"
+                          for p in self.chunks]  # fmt: skip
+                end = {"content": "", "stop": True, "stop_type": "eos"}
+                return self._sse([*frames, f"data: {json.dumps(end)}\n\n"])
+            return JSONResponse({"content": self.text, "stop": True, "stop_type": "limit"})
+
+        @app.post("/api/generate")
+        async def ollama(request: Request) -> Response:
+            body = await self._take(request)
+            if body.get("stream", True):
+                lines = [json.dumps({"model": body["model"], "response": p, "done": False})
+                         for p in self.chunks]  # fmt: skip
+                end = {"model": body["model"], "response": "", "done": True, "done_reason": "stop"}
+                text = "\n".join([*lines, json.dumps(end)]) + "\n"
+                return Response(text, media_type="application/x-ndjson")
+            answer = {"model": body["model"], "response": self.text, "done": True,
+                      "done_reason": "stop"}  # fmt: skip
+            return JSONResponse(answer)
 
         return app
 

@@ -68,42 +68,115 @@ async def test_openai_completion_with_fim_template(oai):
     await provider.aclose()
     assert completion.text == "return a + b"
     sent = oai.requests[-1]
-    assert sent["prompt"] == (
-        "# Path: util.py\ndef helper():\n    return 1\n\n\n# Path: main.py\n"
-        "<PRE> def add(a, b):\n     <SUF>\n <MID>"
+    assert sent["prompt"] == (  # context files inside the FIM prefix part
+        "<PRE> # Path: util.py\ndef helper():\n    return 1\n\n\n# Path: main.py\n"
+        "def add(a, b):\n     <SUF>\n <MID>"
     )
-    assert sent["stop"] == ["<EOT>"] and sent["max_tokens"] == 32 and sent["temperature"] == 0.0
+    assert sent["stop"] == ["\n\n", "<EOT>"]  # whole-line: the block ends at a blank line
+    assert sent["max_tokens"] == 32 and sent["temperature"] == 0.0
     assert oai.headers_seen[-1]["authorization"] == "Bearer sk-local"
 
 
 async def test_openai_suffix_mode_and_stop_cap(oai):
-    provider = openai(oai, models=("gpt-3.5-turbo-instruct",))
+    provider = openai(oai, models=("gpt-3.5-turbo-instruct",), fim_template="suffix")
     params = Params(max_tokens=8, temperature=0.1, mode="mid_line", stop=tuple("abcdef"))
     await provider.complete(PROMPT, "gpt-3.5-turbo-instruct", params)
     await provider.aclose()
     sent = oai.requests[-1]
     assert sent["suffix"] == "\n" and sent["prompt"].endswith("def add(a, b):\n    ")
-    assert sent["stop"] == ["a", "b", "c", "d"]
+    assert sent["stop"] == ["\n", "a", "b", "c"]  # the line end first, four at most
 
 
-async def test_openai_chat_api(oai):
+def test_openai_template_stops_are_capped_at_four(oai):
+    provider = openai(oai, models=("qwen2.5-coder-1.5b",))
+    _, body = provider.request(PROMPT, "qwen2.5-coder-1.5b", PARAMS, stream=False)
+    assert body["stop"] == ["\n\n", "<|endoftext|>", "<|file_sep|>", "<|fim_pad|>"]
+
+
+def test_openai_auto_template_refuses_a_model_name_it_cannot_place():
+    with pytest.raises(ValueError, match="gpt-3.5-turbo-instruct") as caught:
+        OpenAIProvider(base_url="http://127.0.0.1:1/v1", models=("gpt-3.5-turbo-instruct",))
+    assert "suffix" in str(caught.value)
+
+
+async def test_openai_chat_api_keeps_only_the_code_block(oai):
     provider = openai(oai, api="chat")
-    oai.text = "```python\nreturn a + b\n```"
+    oai.text = "Sure, here it is:\n```python\nreturn a + b\n```\nThis adds the numbers."
     completion = await provider.complete(PROMPT, "codellama:7b-code", PARAMS)
+    oai.text = "You should return the sum of a and b."
+    prose = await provider.complete(PROMPT, "codellama:7b-code", PARAMS)
     await provider.aclose()
-    assert completion.text == "```python\nreturn a + b\n```"  # fences are post-processing's job
-    messages = oai.requests[-1]["messages"]
-    assert [m["role"] for m in messages] == ["system", "user"]
-    assert "def add(a, b):\n    <cursor/>\n" in messages[1]["content"]
+    assert completion.text == "return a + b\n"
+    assert prose.text == ""  # prose is never passed on as code
+    sent = oai.requests[-1]
+    assert [m["role"] for m in sent["messages"]] == ["system", "user"]
+    assert "def add(a, b):\n    <cursor/>\n" in sent["messages"][1]["content"]
+    assert sent["stop"] == ["\n```"]
 
 
-@pytest.mark.parametrize("api", ["completions", "chat"])
-async def test_openai_stream(oai, api):
-    provider = openai(oai, api=api)
+async def test_openai_stream(oai):
+    provider = openai(oai)
     pieces = [p async for p in provider.stream(PROMPT, "codellama:7b-code", PARAMS)]
     await provider.aclose()
     assert pieces == ["return", " a", " +", " b"]
     assert oai.requests[-1]["stream"] is True
+
+
+async def test_openai_chat_stream_yields_the_code_block(oai):
+    oai.chunks = ["Here:\n``", "`py", "thon\nreturn", " a +", " b\n``", "`\nDone."]
+    provider = openai(oai, api="chat")
+    pieces = [p async for p in provider.stream(PROMPT, "codellama:7b-code", PARAMS)]
+    await provider.aclose()
+    assert "".join(pieces) == "return a + b\n"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_llamacpp_infill_api(oai, stream):
+    provider = openai(oai, api="infill", models=("any-gguf",))
+    if stream:
+        text = "".join([p async for p in provider.stream(PROMPT, "any-gguf", PARAMS)])
+    else:
+        text = (await provider.complete(PROMPT, "any-gguf", PARAMS)).text
+    await provider.aclose()
+    assert text == "return a + b"
+    sent = oai.requests[-1]
+    assert sent["input_prefix"] == "def add(a, b):\n    " and sent["input_suffix"] == "\n"
+    assert sent["input_extra"] == [{"filename": "util.py", "text": "def helper():\n    return 1\n"}]
+    assert sent["n_predict"] == 32 and sent["stop"] == ["\n\n"] and sent["stream"] is stream
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_mistral_fim_api(oai, stream):
+    provider = openai(oai, api="fim", models=("codestral-latest",), fim_template="suffix")
+    params = Params(max_tokens=16, temperature=0.0, mode="mid_line")
+    if stream:
+        text = "".join([p async for p in provider.stream(PROMPT, "codestral-latest", params)])
+    else:
+        text = (await provider.complete(PROMPT, "codestral-latest", params)).text
+    await provider.aclose()
+    assert text == "return a + b"
+    sent = oai.requests[-1]
+    assert sent["model"] == "codestral-latest" and sent["suffix"] == "\n"
+    assert sent["prompt"].endswith("# Path: main.py\ndef add(a, b):\n    ")
+    assert sent["stop"] == ["\n"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_ollama_native_api_sends_the_raw_fim_prompt(oai, stream):
+    model = "qwen2.5-coder:1.5b-base"
+    provider = openai(oai, api="ollama", models=(model,))
+    if stream:
+        text = "".join([p async for p in provider.stream(PROMPT, model, PARAMS)])
+    else:
+        text = (await provider.complete(PROMPT, model, PARAMS)).text
+    await provider.aclose()
+    assert text == "return a + b"
+    sent = oai.requests[-1]
+    assert sent["raw"] is True and sent["stream"] is stream
+    assert sent["prompt"].startswith("<|file_sep|>util.py\n")
+    fim = "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n<|fim_middle|>"
+    assert sent["prompt"].endswith(fim)
+    assert sent["options"]["num_predict"] == 32 and sent["options"]["stop"][0] == "\n\n"
 
 
 async def test_openai_429_keeps_retry_after(oai):
@@ -157,7 +230,9 @@ async def test_unreachable_server_is_unavailable():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    provider = OpenAIProvider(base_url=f"http://127.0.0.1:{port}/v1", models=("m",))
+    provider = OpenAIProvider(
+        base_url=f"http://127.0.0.1:{port}/v1", models=("m",), fim_template="none"
+    )
     with pytest.raises(ProviderUnavailable):
         await provider.complete(PROMPT, "m", PARAMS)
     await provider.aclose()
@@ -169,21 +244,24 @@ def anthropic(server: FakeAnthropic, key: str = FakeAnthropic.api_key) -> Anthro
 
 async def test_anthropic_message(ant):
     provider = anthropic(ant)
+    ant.text = "```python\nreturn a + b\n```"
     completion = await provider.complete(PROMPT, "claude-test", PARAMS)
     await provider.aclose()
-    assert completion.text == "return a + b"
+    assert completion.text == "return a + b\n"
     sent, headers = ant.requests[-1], ant.headers_seen[-1]
     assert headers["anthropic-version"] == "2023-06-01"
     assert sent["model"] == "claude-test" and sent["max_tokens"] == 32
     assert sent["messages"][0]["role"] == "user" and "<cursor/>" in sent["messages"][0]["content"]
     assert "code completion engine" in sent["system"]
+    assert sent["stop_sequences"] == ["\n```"]
 
 
 async def test_anthropic_stream(ant):
     provider = anthropic(ant)
+    ant.chunks = ["```\nreturn", " a", " +", " b"]  # stopped at the closing fence
     pieces = [p async for p in provider.stream(PROMPT, "claude-test", PARAMS)]
     await provider.aclose()
-    assert pieces == ["return", " a", " +", " b"]
+    assert "".join(pieces) == "return a + b"
     assert ant.requests[-1]["stream"] is True
 
 
@@ -210,6 +288,7 @@ async def test_anthropic_errors(ant):
 
 async def test_anthropic_stream_cancellation_closes_the_connection(ant):
     ant.behaviour = "slow_stream"
+    ant.chunks = ["```\nreturn", " a"]
     provider = anthropic(ant)
     stream = provider.stream(PROMPT, "claude-test", PARAMS)
     assert await anext(stream) == "return"

@@ -12,7 +12,7 @@ from typing import Any
 from httpx_sse import EventSource
 
 from codesuggest.gateway.prompts import Prompt, chat_messages
-from codesuggest.gateway.prompts.templates import CHAT_OVERHEAD_TOKENS
+from codesuggest.gateway.prompts.templates import CHAT_OVERHEAD_TOKENS, CHAT_STOP
 from codesuggest.gateway.providers.base import (
     Completion,
     Params,
@@ -20,6 +20,7 @@ from codesuggest.gateway.providers.base import (
     ProviderRateLimited,
     ProviderUnavailable,
 )
+from codesuggest.gateway.providers.codeblock import CodeBlock, code_of
 from codesuggest.gateway.providers.http import check_status, pooled_client, upstream_errors
 
 API_VERSION = "2023-06-01"
@@ -57,9 +58,9 @@ class AnthropicProvider(Provider):
             "system": system,
             "messages": [{"role": "user", "content": user}],
             "temperature": params.temperature,
+            # The answer's code block ends here (only the block's code is kept).
+            "stop_sequences": [CHAT_STOP, *params.stop],
         }
-        if params.stop:
-            body["stop_sequences"] = list(params.stop)
         if stream:
             body["stream"] = True
         return body
@@ -72,10 +73,11 @@ class AnthropicProvider(Provider):
             data = response.json()
             text = "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")
             reason = "length" if data.get("stop_reason") == "max_tokens" else "stop"
-            return Completion(text, reason)
+            return Completion(code_of(text), reason)
 
     async def stream(self, prompt: Prompt, model: str, params: Params) -> AsyncIterator[str]:
         body = self.request(prompt, model, params, stream=True)
+        code = CodeBlock()
         with upstream_errors():
             async with self.http.stream("POST", "v1/messages", json=body) as response:
                 if response.status_code >= 400:
@@ -85,8 +87,11 @@ class AnthropicProvider(Provider):
                     if event.event == "content_block_delta":
                         delta = event.json().get("delta") or {}
                         if delta.get("type") == "text_delta" and delta.get("text"):
-                            yield delta["text"]
+                            if text := code.feed(delta["text"]):
+                                yield text
                     elif event.event == "message_stop":
+                        if rest := code.finish():
+                            yield rest
                         return
                     elif event.event == "error":
                         error = event.json().get("error") or {}

@@ -1,25 +1,44 @@
-"""OpenAI-compatible servers (vLLM, Ollama, llama.cpp server, LiteLLM, OpenAI itself).
+"""OpenAI-compatible servers (llama.cpp server, vLLM, LiteLLM, OpenAI), and the native FIM
+APIs of llama.cpp, Mistral and Ollama, chosen by `api`:
 
-`api="completions"`: `POST {base_url}/completions` with a FIM template for the model family
-(codellama, starcoder, qwen, codegemma, deepseek) or, when none applies, the API's `suffix`
-field. `api="chat"`: `POST {base_url}/chat/completions` with an instruction and the code
-around the cursor. Streams are SSE `data: {...}` chunks ending with `data: [DONE]`.
+- `completions`: `POST {base}/completions` with the FIM template of the model family, or with
+  template `suffix` the code before the cursor plus the API's `suffix` field (OpenAI);
+- `infill`: llama.cpp's `POST {root}/infill` with `input_prefix` / `input_suffix` /
+  `input_extra`: the server places its model's FIM tokens;
+- `fim`: Mistral's `POST {base}/fim/completions` (Codestral) with `prompt` + `suffix`;
+- `ollama`: Ollama's `POST {root}/api/generate` with the FIM template and `raw: true`, so
+  Ollama's chat template is not wrapped around it;
+- `chat`: `POST {base}/chat/completions` with instructions and the code; only the code block
+  of the answer is kept.
+
+`{root}` is the base URL without a trailing `/v1`. Streams are SSE `data: {...}` chunks ending
+with `data: [DONE]` (llama.cpp's `/infill` ends at a chunk with `"stop": true`), Ollama's
+newline-delimited JSON objects ending at `"done": true`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 from httpx_sse import EventSource
 
 from codesuggest.gateway.prompts import Prompt, chat_messages, template_for
-from codesuggest.gateway.prompts.templates import CHAT_OVERHEAD_TOKENS, comment_context
+from codesuggest.gateway.prompts.templates import (
+    CHAT_OVERHEAD_TOKENS,
+    CHAT_STOP,
+    FimTemplate,
+    TemplateError,
+    comment_context,
+)
 from codesuggest.gateway.providers.base import Completion, Params, Provider
+from codesuggest.gateway.providers.codeblock import CodeBlock, code_of
 from codesuggest.gateway.providers.http import check_status, pooled_client, upstream_errors
 
-Api = Literal["completions", "chat"]
-_MAX_API_STOPS = 4  # the OpenAI API refuses more than four stop sequences
+Api = Literal["completions", "chat", "infill", "fim", "ollama"]
+MAX_API_STOPS = 4  # the OpenAI API refuses more than four stop sequences
+_TEMPLATED: tuple[Api, ...] = ("completions", "ollama")
 
 
 class OpenAIProvider(Provider):
@@ -41,17 +60,33 @@ class OpenAIProvider(Provider):
         self.models = models
         self.api = api
         self.fim_template = fim_template
+        if api == "ollama" and fim_template == "suffix":
+            raise ValueError("the ollama API takes a rendered prompt: choose a FIM template")
+        # Every served model's template is known at start-up, or the gateway refuses to start.
+        self.templates: dict[str, FimTemplate | None] = {}
+        for model in models:
+            try:
+                self.templates[model] = (
+                    template_for(model, fim_template) if api in _TEMPLATED else None
+                )
+            except TemplateError as exc:
+                raise ValueError(f"openai provider: {exc}") from exc
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        if api in ("infill", "ollama"):
+            base_url = base_url.rstrip("/").removesuffix("/v1")
         self.http = pooled_client(base_url, headers, timeout, max_connections)
 
+    def _template(self, model: str) -> FimTemplate | None:
+        return self.templates[model]  # the registry only lets served model names through
+
     def markers(self, model: str) -> tuple[str, ...]:
-        template = template_for(model, self.fim_template) if self.api == "completions" else None
+        template = self._template(model)
         return template.markers if template else ()
 
     def reserved_tokens(self, model: str) -> int:
         if self.api == "chat":
             return CHAT_OVERHEAD_TOKENS
-        template = template_for(model, self.fim_template)
+        template = self._template(model)
         return template.overhead_tokens if template else 8
 
     async def aclose(self) -> None:
@@ -59,6 +94,10 @@ class OpenAIProvider(Provider):
 
     def request(self, prompt: Prompt, model: str, params: Params, stream: bool) -> tuple[str, Any]:
         """The (path, JSON body) of the upstream call."""
+        if self.api == "infill":
+            return "infill", self._infill(prompt, params, stream)
+        if self.api == "ollama":
+            return "api/generate", self._ollama(prompt, model, params, stream)
         body: dict[str, Any] = {
             "model": model,
             "max_tokens": params.max_tokens,
@@ -71,45 +110,116 @@ class OpenAIProvider(Provider):
                 {"role": "system", "content": system},
                 {"role": "user", "content": user},
             ]
+            body["stop"] = [CHAT_STOP]
             return "chat/completions", body
-        template = template_for(model, self.fim_template)
+        template = self._template(model)
         if template is not None:
             body["prompt"] = template.render(prompt)
-            stops = list(dict.fromkeys(params.stop + template.stop))
+            stops = params.stops(*template.stop, limit=MAX_API_STOPS)
         else:
             body["prompt"] = comment_context(prompt) + prompt.prefix
             body["suffix"] = prompt.suffix
-            stops = list(params.stop)[:_MAX_API_STOPS]
+            stops = params.stops(limit=MAX_API_STOPS)
         if stops:
             body["stop"] = stops
-        return "completions", body
+        return ("fim/completions" if self.api == "fim" else "completions"), body
 
-    def _text(self, choice: dict[str, Any], streaming: bool) -> str:
-        if self.api == "chat":
-            part = choice.get("delta" if streaming else "message") or {}
+    def _infill(self, prompt: Prompt, params: Params, stream: bool) -> dict[str, Any]:
+        """llama.cpp's `/infill`: it renders the model's FIM format and repo-level context."""
+        body: dict[str, Any] = {
+            "input_prefix": prompt.prefix,
+            "input_suffix": prompt.suffix,
+            "input_extra": [{"filename": c.name, "text": c.content} for c in prompt.context],
+            "prompt": "",
+            "n_predict": params.max_tokens,
+            "temperature": params.temperature,
+            "cache_prompt": True,
+            "stream": stream,
+        }
+        if stops := params.stops():
+            body["stop"] = stops
+        return body
+
+    def _ollama(self, prompt: Prompt, model: str, params: Params, stream: bool) -> dict[str, Any]:
+        template = self._template(model)
+        assert template is not None  # refused at start-up
+        return {
+            "model": model,
+            "prompt": template.render(prompt),
+            "raw": True,  # the FIM prompt as is, without the model's chat template
+            "stream": stream,
+            "options": {
+                "num_predict": params.max_tokens,
+                "temperature": params.temperature,
+                "stop": params.stops(*template.stop),
+            },
+        }
+
+    def _text(self, data: dict[str, Any], streaming: bool) -> str:
+        if self.api == "infill":
+            return str(data.get("content") or "")
+        if self.api == "ollama":
+            return str(data.get("response") or "")
+        choices = data.get("choices") or []
+        if not choices:
+            return ""
+        if self.api in ("chat", "fim"):
+            part = choices[0].get("delta" if streaming else "message") or {}
             return part.get("content") or ""
-        return choice.get("text") or ""
+        return choices[0].get("text") or ""
+
+    def _finish(self, data: dict[str, Any]) -> str:
+        if self.api == "infill":
+            return "length" if data.get("stop_type") == "limit" else "stop"
+        if self.api == "ollama":
+            return "length" if data.get("done_reason") == "length" else "stop"
+        choice = (data.get("choices") or [{}])[0]
+        return "length" if choice.get("finish_reason") == "length" else "stop"
 
     async def complete(self, prompt: Prompt, model: str, params: Params) -> Completion:
         path, body = self.request(prompt, model, params, stream=False)
         with upstream_errors():
             response = await self.http.post(path, json=body)
             check_status(response)
-            choice = response.json()["choices"][0]
-            reason = "length" if choice.get("finish_reason") == "length" else "stop"
-            return Completion(self._text(choice, streaming=False), reason)
+            data = response.json()
+            text = self._text(data, streaming=False)
+            if self.api == "chat":
+                text = code_of(text)
+            return Completion(text, self._finish(data))
 
     async def stream(self, prompt: Prompt, model: str, params: Params) -> AsyncIterator[str]:
         path, body = self.request(prompt, model, params, stream=True)
+        code = CodeBlock() if self.api == "chat" else None
         with upstream_errors():
             async with self.http.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     check_status(response)
-                async for event in EventSource(response).aiter_sse():
-                    if event.data.strip() == "[DONE]":
-                        return
-                    choices = event.json().get("choices") or []
-                    text = self._text(choices[0], streaming=True) if choices else ""
+                async for data in self._events(response):
+                    text = self._text(data, streaming=True)
+                    if code is not None:
+                        text = code.feed(text)
                     if text:
                         yield text
+                if code is not None and (rest := code.finish()):
+                    yield rest
+
+    async def _events(self, response: Any) -> AsyncIterator[dict[str, Any]]:
+        """The stream's JSON objects, until its end marker."""
+        if self.api == "ollama":
+            async for line in response.aiter_lines():
+                if line.strip():
+                    data = json.loads(line)
+                    if data.get("error"):
+                        raise ValueError(f"ollama: {data['error']}")
+                    yield data
+                    if data.get("done"):
+                        return
+            return
+        async for event in EventSource(response).aiter_sse():
+            if event.data.strip() == "[DONE]":
+                return
+            data = event.json()
+            yield data
+            if self.api == "infill" and data.get("stop"):
+                return

@@ -45,7 +45,7 @@ def test_model_receives_prefix_and_suffix(gw):
         "<fim_prefix>def add(a, b):\n    <fim_suffix>\n\nprint(add(1, 2))\n<fim_middle>"
     )
     assert "suffix" not in sent
-    assert sent["stream"] is False
+    assert sent["stream"] is True  # streamed upstream, so a client leaving stops the server
 
 
 def test_fim_family_is_chosen_by_model_name(gw):

@@ -35,7 +35,7 @@ class FakeModelServer:
 
     def reset(self) -> None:
         self.behaviour = "text"  # text | error | hang | garbage | slow_stream | broken_stream
-        self.text = "return a + b"
+        self._text = "return a + b"
         self.chunks: list[str] = ["return", " a", " +", " b"]
         self.status = 500
         self.error_type = "server_error"
@@ -43,6 +43,16 @@ class FakeModelServer:
         self.requests.clear()
         self.headers_seen.clear()
         self.disconnected.clear()
+
+    @property
+    def text(self) -> str:
+        return self._text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        """The whole answer; streamed, it comes as one chunk."""
+        self._text = value
+        self.chunks = [value]
 
     @property
     def url(self) -> str:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -59,3 +63,26 @@ def real_gateway(data_dir: Path, completions: CompletionsSettings) -> Iterator[R
 def server_timing(response: httpx.Response) -> dict[str, float]:
     parts = (p.strip().split(";dur=") for p in response.headers["server-timing"].split(","))
     return {name: float(value) for name, value in parts}
+
+
+def metrics_of(engine: Any) -> dict[str, float]:
+    """An xllamacpp Server's own counters (`llamacpp:<name>`), read in process."""
+    text = engine.handle_metrics()
+    return {
+        name: float(value)
+        for name, value in re.findall(r"^llamacpp:(\w+) (\S+)$", text, flags=re.MULTILINE)
+    }
+
+
+def raw_request(gw: RealGateway, path: str, body: dict[str, Any]) -> socket.socket:
+    """An HTTP request on a bare socket, so a test can drop the connection mid-generation."""
+    payload = json.dumps(body).encode()
+    headers = {**gw.headers(), "Content-Type": "application/json"}
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    sock = socket.create_connection(("127.0.0.1", gw.server.port))
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
+        f"Content-Length: {len(payload)}\r\n\r\n".encode()
+        + payload
+    )
+    return sock

@@ -101,9 +101,9 @@ def test_openai_auto_template_refuses_a_model_name_it_cannot_place():
 
 async def test_openai_chat_api_keeps_only_the_code_block(oai):
     provider = openai(oai, api="chat")
-    oai.text = "Sure, here it is:\n```python\nreturn a + b\n```\nThis adds the numbers."
+    oai.chunks = ["Sure, here it is:\n```python\nreturn a", " + b\n```\nThis adds them."]
     completion = await provider.complete(PROMPT, "codellama:7b-code", PARAMS)
-    oai.text = "You should return the sum of a and b."
+    oai.chunks = ["You should return", " the sum of a and b."]
     prose = await provider.complete(PROMPT, "codellama:7b-code", PARAMS)
     await provider.aclose()
     assert completion.text == "return a + b\n"
@@ -142,7 +142,7 @@ async def test_llamacpp_infill_api(oai, stream):
     sent = oai.requests[-1]
     assert sent["input_prefix"] == "def add(a, b):\n    " and sent["input_suffix"] == "\n"
     assert sent["input_extra"] == [{"filename": "util.py", "text": "def helper():\n    return 1\n"}]
-    assert sent["n_predict"] == 32 and sent["stop"] == ["\n\n"] and sent["stream"] is stream
+    assert sent["n_predict"] == 32 and sent["stop"] == ["\n\n"] and sent["stream"] is True
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -172,7 +172,7 @@ async def test_ollama_native_api_sends_the_raw_fim_prompt(oai, stream):
     await provider.aclose()
     assert text == "return a + b"
     sent = oai.requests[-1]
-    assert sent["raw"] is True and sent["stream"] is stream
+    assert sent["raw"] is True and sent["stream"] is True
     assert sent["prompt"].startswith("<|file_sep|>util.py\n")
     fim = "<|fim_prefix|>def add(a, b):\n    <|fim_suffix|>\n<|fim_middle|>"
     assert sent["prompt"].endswith(fim)

@@ -7,9 +7,7 @@ quality of a 135M model's code. The model is loaded once for the module; one thr
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -25,7 +23,13 @@ from codesuggest.gateway.completions.settings import CompletionsSettings
 from codesuggest.gateway.prompts import PromptBudget, build_prompt
 from codesuggest.gateway.providers import Params
 from codesuggest.gateway.providers.local import LocalProvider
-from gateway.providers.real_gateway import RealGateway, real_gateway, server_timing
+from gateway.providers.real_gateway import (
+    RealGateway,
+    metrics_of,
+    raw_request,
+    real_gateway,
+    server_timing,
+)
 from support.issuer import Issuer, wait_until
 from support.models import WHOLE_FILES, file_body, smollm2_gguf, two_thirds
 
@@ -63,11 +67,7 @@ def provider_of(gw: RealGateway) -> LocalProvider:
 
 
 def engine_metrics(provider: LocalProvider) -> dict[str, float]:
-    text = provider.server.handle_metrics()
-    return {
-        name: float(value)
-        for name, value in re.findall(r"^llamacpp:(\w+) (\S+)$", text, flags=re.MULTILINE)
-    }
+    return metrics_of(provider.server)
 
 
 def test_model_without_fim_tokens_gets_the_plain_template(gw: RealGateway):
@@ -133,20 +133,6 @@ def test_stop_sequence_ends_a_mid_line_completion_at_the_line_end(gw: RealGatewa
     choices = response.json()["choices"]
     assert all("\n" not in choice["text"] for choice in choices)
     assert predicted < 16, "the engine generated past the end of the line"
-
-
-def raw_request(gw: RealGateway, path: str, body: dict) -> socket.socket:  # type: ignore[type-arg]
-    """An HTTP request on a bare socket, so the test can drop the connection mid-generation."""
-    payload = json.dumps(body).encode()
-    headers = {**gw.headers(), "Content-Type": "application/json"}
-    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    sock = socket.create_connection(("127.0.0.1", gw.server.port))
-    sock.sendall(
-        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
-        f"Content-Length: {len(payload)}\r\n\r\n".encode()
-        + payload
-    )
-    return sock
 
 
 def test_disconnected_client_frees_the_engine(gw: RealGateway):

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any, Literal
 
 from httpx_sse import EventSource
@@ -33,7 +34,7 @@ from codesuggest.gateway.prompts.templates import (
     comment_context,
 )
 from codesuggest.gateway.providers.base import Completion, Params, Provider
-from codesuggest.gateway.providers.codeblock import CodeBlock, code_of
+from codesuggest.gateway.providers.codeblock import CodeBlock
 from codesuggest.gateway.providers.http import check_status, pooled_client, upstream_errors
 
 Api = Literal["completions", "chat", "infill", "fim", "ollama"]
@@ -155,7 +156,7 @@ class OpenAIProvider(Provider):
             },
         }
 
-    def _text(self, data: dict[str, Any], streaming: bool) -> str:
+    def _text(self, data: dict[str, Any]) -> str:
         if self.api == "infill":
             return str(data.get("content") or "")
         if self.api == "ollama":
@@ -164,30 +165,42 @@ class OpenAIProvider(Provider):
         if not choices:
             return ""
         if self.api in ("chat", "fim"):
-            part = choices[0].get("delta" if streaming else "message") or {}
+            part = choices[0].get("delta") or {}
             return part.get("content") or ""
         return choices[0].get("text") or ""
 
-    def _finish(self, data: dict[str, Any]) -> str:
+    def _finish(self, data: dict[str, Any]) -> str | None:
+        """"length", "stop", or None while the generation goes on."""
         if self.api == "infill":
-            return "length" if data.get("stop_type") == "limit" else "stop"
+            ended, reason = data.get("stop"), data.get("stop_type")
+            return None if not ended else ("length" if reason == "limit" else "stop")
         if self.api == "ollama":
-            return "length" if data.get("done_reason") == "length" else "stop"
-        choice = (data.get("choices") or [{}])[0]
-        return "length" if choice.get("finish_reason") == "length" else "stop"
+            ended, reason = data.get("done"), data.get("done_reason")
+            return None if not ended else ("length" if reason == "length" else "stop")
+        reason = ((data.get("choices") or [{}])[0]).get("finish_reason")
+        return None if not reason else ("length" if reason == "length" else "stop")
 
     async def complete(self, prompt: Prompt, model: str, params: Params) -> Completion:
-        path, body = self.request(prompt, model, params, stream=False)
-        with upstream_errors():
-            response = await self.http.post(path, json=body)
-            check_status(response)
-            data = response.json()
-            text = self._text(data, streaming=False)
-            if self.api == "chat":
-                text = code_of(text)
-            return Completion(text, self._finish(data))
+        """Streamed from the server too: llama.cpp's server stops a generation whose client
+        left only when it is streaming, so a cancelled call frees the server at once."""
+        parts: list[str] = []
+        reason = "length"
+        async with aclosing(self._chunks(prompt, model, params)) as chunks:
+            async for text, finish in chunks:
+                parts.append(text)
+                reason = finish or reason
+        return Completion("".join(parts), reason)
 
     async def stream(self, prompt: Prompt, model: str, params: Params) -> AsyncIterator[str]:
+        async with aclosing(self._chunks(prompt, model, params)) as chunks:
+            async for text, _ in chunks:
+                if text:
+                    yield text
+
+    async def _chunks(
+        self, prompt: Prompt, model: str, params: Params
+    ) -> AsyncIterator[tuple[str, str | None]]:
+        """(text, finish reason once known) per upstream chunk."""
         path, body = self.request(prompt, model, params, stream=True)
         code = CodeBlock() if self.api == "chat" else None
         with upstream_errors():
@@ -196,13 +209,12 @@ class OpenAIProvider(Provider):
                     await response.aread()
                     check_status(response)
                 async for data in self._events(response):
-                    text = self._text(data, streaming=True)
+                    text = self._text(data)
                     if code is not None:
                         text = code.feed(text)
-                    if text:
-                        yield text
-                if code is not None and (rest := code.finish()):
-                    yield rest
+                    yield text, self._finish(data)
+                if code is not None:
+                    yield code.finish(), None
 
     async def _events(self, response: Any) -> AsyncIterator[dict[str, Any]]:
         """The stream's JSON objects, until its end marker."""

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import replace
@@ -222,7 +222,7 @@ class LocalProvider(Provider):
             "stream": True,
         }
 
-    async def _generate(self, prompt: Prompt, params: Params) -> AsyncIterator[tuple[str, str]]:
+    async def _generate(self, prompt: Prompt, params: Params) -> AsyncGenerator[tuple[str, str]]:
         """(text, finish_reason) chunks; the engine stops at its next token once this generator
         is closed or cancelled, or `time_budget` seconds after the call started."""
         server = self.server

@@ -19,7 +19,7 @@ newline-delimited JSON objects ending at `"done": true`.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, Literal
 
@@ -199,7 +199,7 @@ class OpenAIProvider(Provider):
 
     async def _chunks(
         self, prompt: Prompt, model: str, params: Params
-    ) -> AsyncIterator[tuple[str, str | None]]:
+    ) -> AsyncGenerator[tuple[str, str | None]]:
         """(text, finish reason once known) per upstream chunk."""
         path, body = self.request(prompt, model, params, stream=True)
         code = CodeBlock() if self.api == "chat" else None

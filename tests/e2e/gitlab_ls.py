@@ -91,7 +91,7 @@ class Session:
     """One language server process with its LSP client and what it told the client."""
 
     client: LanguageClient
-    root: str
+    workspace: Path
     notifications: list[tuple[str, Any]] = field(default_factory=list)
 
     def seen(self, method: str) -> list[Any]:
@@ -117,11 +117,16 @@ class Session:
                 return [check["checkId"] for check in state["engagedChecks"]]
         return None
 
-    def uri(self, name: str) -> str:
-        return f"{self.root}/{name}"
+    @property
+    def root(self) -> str:
+        return self.workspace.as_uri()
 
     def open(self, name: str, text: str, language: str = "python") -> str:
-        uri = self.uri(name)
+        """Write the file into the workspace and open it, as an editor opens a tab."""
+        path = self.workspace / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        uri = path.as_uri()
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
                 text_document=types.TextDocumentItem(
@@ -182,7 +187,7 @@ async def language_server(
     `workspace/didChangeConfiguration` `{"settings": {"baseUrl", "token", ...}}`. Snowplow
     telemetry is off and pointed at a closed loopback port: nothing leaves the machine."""
     client = make_test_lsp_client()
-    session = Session(client=client, root=workspace.as_uri())
+    session = Session(client=client, workspace=workspace)
 
     for method in (
         "$/gitlab/featureStateChange",

@@ -42,7 +42,8 @@ COLLECTOR = "self-managed"
 """The instance `codesuggest up` has the gateway ship its usage events to."""
 TEXT = SAMPLE_ABOVE + "\n"
 CURSOR = (TEXT.count("\n", 0, len(SAMPLE_ABOVE)), len(SAMPLE_ABOVE.rsplit("\n", 1)[-1]))
-OPEN_TAB = "def helper_for_reading(path):\n    return path.strip()\n"
+OPEN_TAB = "def frobnicate_widgets(a, b):\n    return a\n"
+"""An open tab defining a name only it knows: the embedded engine completes it from there."""
 DISABLED = {"message": "403 Forbidden - Direct connections are disabled"}
 
 
@@ -185,6 +186,14 @@ async def test_signs_in_completes_on_the_direct_path_and_its_telemetry_is_counte
         suggested = {c["text"] for e in direct for c in e.response["choices"]}
         assert inline.items and inline.items[0].insert_text in suggested
         assert items and items[0].insert_text in suggested
+
+        # The gateway uses the open tab: a name defined only there is completed from it.
+        other = ls.open("app/main.py", "import os\n\nx = frobnicate_")
+        from_tab = await ls.inline(other, 2, len("x = frobnicate_"))
+        assert [i.insert_text for i in from_tab.items] == ["widgets"]
+        direct = [
+            e for e in world.ua_exchanges(world.edge, client) if e.path == "/ai/v2/completions"
+        ]
 
         # The gateway counted each of them on the direct path, with the server's User-Agent.
         user_agent = sent.headers["user-agent"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from gateway.completions.routes_env import completion_body
@@ -97,3 +99,25 @@ def test_malformed_body_is_422(gw, raw):
         r = c.post("/v2/completions", content=raw, headers=headers)
     assert r.status_code == 422
     assert isinstance(r.json()["detail"], list)
+
+
+def test_open_tabs_as_the_gitlab_language_server_sends_them_reach_the_prompt(gw):
+    """It names each tab by URI (longer than a file name may be) and adds fields of its own."""
+    deep = "/home/dev/" + "nested%20dir/" * 30 + "util.py"
+    body = completion_body(
+        context=[
+            {
+                "type": "file",
+                "name": f"file://{deep}",
+                "content": "def frobnicate_widgets(a, b):\n    return a\n",
+                "resolution_strategies": ["open_tabs"],
+            }
+        ]
+    )
+    with gw.client() as c:
+        r = c.post("/v2/completions", json=body, headers=gw.user_headers())
+    assert r.status_code == 200, r.text
+    (sent,) = gw.model.requests
+    prompt = json.dumps(sent)
+    assert "def frobnicate_widgets(a, b)" in prompt
+    assert deep.replace("%20", " ") in prompt and "file://" not in prompt

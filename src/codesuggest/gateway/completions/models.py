@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 MAX_CONTENT = 100_000
 MAX_FILE_NAME = 255
 MAX_TELEMETRY = 10
 MAX_CONTEXT = 100
+MAX_CONTEXT_NAME = 4096
+"""Context items are named by path, or by URI (the GitLab Language Server sends each open
+tab's `file://` URI, which can be longer than a current file's name)."""
 MAX_COUNT = 1_000_000
 
 Content = Annotated[str, Field(max_length=MAX_CONTENT)]
@@ -39,11 +43,19 @@ class Telemetry(BaseModel):
     rejects: Count | None = None
 
 
+def path_of(name: str) -> str:
+    """A `file://` URI's path (what prompts show as the file's name); other names as given."""
+    return unquote(urlsplit(name).path) if name.startswith("file://") else name
+
+
 class ContextItem(BaseModel):
+    """Another file or snippet the client sends with the request (open tabs, imports). Fields
+    such as the Language Server's `resolution_strategies` are ignored."""
+
     model_config = ConfigDict(extra="ignore")
 
     type: str = Field(default="file", max_length=64)
-    name: str = Field(default="", max_length=MAX_FILE_NAME)
+    name: Annotated[str, Field(max_length=MAX_CONTEXT_NAME), AfterValidator(path_of)] = ""
     content: Content = ""
 
 

@@ -123,7 +123,7 @@ class LocalProvider(Provider):
             "local model loaded",
             model=self.default_model,
             template=self.template.name,
-            slot_tokens=self.slot_tokens,
+            slot_size=self.slot_tokens,
             seconds=round(time.perf_counter() - started, 3),
         )
 

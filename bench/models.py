@@ -121,8 +121,13 @@ async def measure(provider: Provider, engine: Any, args: argparse.Namespace) -> 
 
     short = [
         build_prompt(
-            file_name="main.py", language="python", line_comment="#", prefix=prefix,
-            suffix=suffix, budget=budget, reserved_tokens=provider.reserved_tokens(model),
+            file_name="main.py",
+            language="python",
+            line_comment="#",
+            prefix=prefix,
+            suffix=suffix,
+            budget=budget,
+            reserved_tokens=provider.reserved_tokens(model),
             markers=provider.markers(model),
         )  # fmt: skip
         for prefix, suffix in SHORT

@@ -170,7 +170,7 @@ class OpenAIProvider(Provider):
         return choices[0].get("text") or ""
 
     def _finish(self, data: dict[str, Any]) -> str | None:
-        """ "length", "stop", or None while the generation goes on."""
+        """The finish reason ("length" or "stop"), or None while the generation goes on."""
         if self.api == "infill":
             ended, reason = data.get("stop"), data.get("stop_type")
             return None if not ended else ("length" if reason == "limit" else "stop")

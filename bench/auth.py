@@ -17,7 +17,8 @@ import httpx
 from fastapi import Depends
 
 from codesuggest.gateway.app import create_app
-from codesuggest.gateway.auth import Caller, requires
+from codesuggest.gateway.auth import requires
+from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
 from codesuggest.tokens import LocalKeySet, PrivateKey, Signer, Verifier
 
@@ -88,7 +89,7 @@ async def auth_layer(n: int) -> dict[str, object]:
 
         async with app.router.lifespan_context(app):
             # Trust the bench issuer without a network fetch: its keys are set directly.
-            remote = app.state.trust.remote[0]
+            remote = app.state.ctx.trust.remote[0]
             remote.keys = {key.kid: key.public}
             token, _ = Signer(key, ISS).mint(
                 subject=INSTANCE,

@@ -83,7 +83,7 @@ def _serve(conn: Any, usage: str, data_dir: str) -> None:
         extra={"gitlab_realm": "saas", "gitlab_instance_id": INSTANCE_ID,
                "scopes": [COMPLETE_CODE], "token_kind": "user"},
     )  # fmt: skip
-    conn.send({"url": url, "token": token, "recorder": type(app.state.usage).__name__})
+    conn.send({"url": url, "token": token, "recorder": type(app.state.ctx.usage).__name__})
     conn.recv()  # wait until the benchmark is done
 
 

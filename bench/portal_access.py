@@ -102,7 +102,7 @@ def main() -> None:
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
         settings = PortalSettings(url=url, data_dir=Path(tmp), database_url=args.database_url)
         server, thread = serve(settings, sock)
-        admin = server.config.app.state.admin
+        admin = server.config.app.state.ctx.admin
         licence = admin.create_licence(customer="bench")
         admin.add_addon(licence.id)
         try:

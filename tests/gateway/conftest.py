@@ -11,7 +11,8 @@ import pytest
 from fastapi import Depends
 
 from codesuggest.gateway.app import create_app
-from codesuggest.gateway.auth import Caller, requires
+from codesuggest.gateway.auth import requires
+from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
 from codesuggest.tokens import COMPLETE_CODE, ManualClock
 from support.issuer import Issuer, wait_until

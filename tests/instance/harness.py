@@ -85,7 +85,7 @@ def start_portal(tmp: Path) -> Portal:
         secret="portal-test-secret-0123456789",
     )
     app = create_portal(settings)
-    portal_admin = app.state.admin
+    portal_admin = app.state.ctx.admin
     licence = portal_admin.create_licence()
     portal_admin.add_addon(licence.id, seats=100)
     counter = CountingApp(app)

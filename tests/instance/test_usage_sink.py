@@ -10,6 +10,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -52,7 +53,7 @@ def instance_app(engine, audience: str, gateway_url: str) -> FastAPI:
             authorize_admin=admin_header,
             http=http,
         )
-        app.state.usage_sink = sink
+        app.state.ctx = SimpleNamespace(usage_sink=sink)  # the part of InstanceContext used
         await sink.start()
         yield
         await sink.aclose()
@@ -246,6 +247,7 @@ async def test_cli_report_reads_the_instance(gateway, instance):
 
 async def test_an_instance_without_a_sink_answers_404():
     app = FastAPI()
+    app.state.ctx = SimpleNamespace(usage_sink=None)
     app.include_router(router)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://i") as http:
         posted = await http.post("/api/v4/usage/events", json={"events": []})

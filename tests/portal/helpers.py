@@ -87,4 +87,4 @@ def start_portal(database_url: str, data_dir: Path) -> tuple[Portal, ServerThrea
     app = create_app(settings, clock=clock)
     server = ServerThread(app, port=port).start()
     http = httpx.Client(base_url=server.url, timeout=10)
-    return Portal(server.url, app, app.state.admin, clock, settings, http), server
+    return Portal(server.url, app, app.state.ctx.admin, clock, settings, http), server

@@ -76,9 +76,9 @@ def test_key_rotation_from_the_cli(tmp_path: Path) -> None:
     portal = create_app(settings)  # first start: creates the signing key
     [first] = json.loads(cli(tmp_path, "keys", "list", "--json"))
     assert first["state"] == "signing"
-    licence = portal.state.admin.create_licence()
-    portal.state.admin.add_addon(licence.id)
-    grant = portal.state.access.check(licence.key, "17.0", instance_headers("cli-instance"))
+    licence = portal.state.ctx.admin.create_licence()
+    portal.state.ctx.admin.add_addon(licence.id)
+    grant = portal.state.ctx.access.check(licence.key, "17.0", instance_headers("cli-instance"))
     assert grant.service_token is not None and grant.service_token.kid == first["kid"]
 
     assert "Published key" in cli(tmp_path, "keys", "create")
@@ -91,7 +91,7 @@ def test_key_rotation_from_the_cli(tmp_path: Path) -> None:
     assert "refusing to trim" in cli(tmp_path, "keys", "trim", code=1)
     assert f"Removed {first['kid']}" in cli(tmp_path, "keys", "trim", "--force")
     assert [k["state"] for k in json.loads(cli(tmp_path, "keys", "list", "--json"))] == ["signing"]
-    portal.state.admin.close()
+    portal.state.ctx.admin.close()
 
 
 def test_database_url_falls_back_to_plain_database_url(monkeypatch, tmp_path: Path) -> None:

@@ -6,22 +6,19 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from codesuggest.common.logs import RequestIdMiddleware, get_logger
-from codesuggest.gateway import authority, monitoring
-from codesuggest.gateway.auth import TrustStore
-from codesuggest.gateway.completions.routes import build_router as completions_router
+from codesuggest.common.logs import RequestIdMiddleware
+from codesuggest.common.web import health_router, install_crash_handler
+from codesuggest.gateway.context import GatewayContext
 from codesuggest.gateway.edge_routes import EdgeRoutes
 from codesuggest.gateway.errors import GatewayError, handle_gateway_error
 from codesuggest.gateway.metrics import GatewayMetrics
+from codesuggest.gateway.providers import ProviderRegistry
+from codesuggest.gateway.routes import completions, discovery, monitoring, user_access_token
 from codesuggest.gateway.settings import GatewaySettings
-from codesuggest.gateway.usage.recorder import make_recorder
-from codesuggest.tokens import Clock, Signer, SystemClock
-
-log = get_logger("codesuggest.gateway")
+from codesuggest.tokens import Clock, SystemClock
 
 
 class RequestMetrics:
@@ -53,48 +50,31 @@ class RequestMetrics:
             self.metrics.latency.labels(route=name).observe(time.perf_counter() - started)
 
 
-async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
-    log.error("unhandled error", path=request.url.path, error=f"{type(exc).__name__}: {exc}")
-    return JSONResponse({"detail": "Internal server error"}, status_code=500)
-
-
-def create_app(settings: GatewaySettings | None = None, clock: Clock | None = None) -> FastAPI:
-    settings = settings or GatewaySettings()
-    clock = clock or SystemClock()
-    metrics = GatewayMetrics()
+def create_app(
+    settings: GatewaySettings | None = None,
+    clock: Clock | None = None,
+    registry: ProviderRegistry | None = None,
+) -> FastAPI:
+    """The gateway over `settings` (environment by default); `registry` replaces the providers
+    the settings describe."""
+    context = GatewayContext.build(settings or GatewaySettings(), clock or SystemClock(), registry)
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        trust = TrustStore(settings, clock, metrics)
-        app.state.trust = trust
-        app.state.signer = Signer(trust.signing_key, settings.service_name, clock)
-        usage = make_recorder(
-            settings.usage, data_dir=settings.data_dir, signer=app.state.signer, clock=clock
-        )
-        await usage.start()
-        app.state.usage = usage
-        trust.start()
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await context.start()
         try:
             yield
         finally:
-            await usage.aclose()
-            await trust.aclose()
+            await context.aclose()
 
-    app = FastAPI(
-        title="codesuggest gateway",
-        lifespan=lifespan,
-        docs_url=None,
-        redoc_url=None,
-    )
-    app.state.settings = settings
-    app.state.clock = clock
-    app.state.metrics = metrics
+    app = FastAPI(title="codesuggest gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.ctx = context
     app.add_exception_handler(GatewayError, handle_gateway_error)
-    app.add_exception_handler(Exception, _internal_error)
-    app.include_router(monitoring.router)
-    app.include_router(authority.router)
-    app.include_router(completions_router(settings.completions))
-    app.add_middleware(RequestMetrics, metrics=metrics)
+    install_crash_handler(app, "codesuggest.gateway", {"detail": "Internal server error"})
+    app.include_router(health_router)
+    for module in (monitoring, discovery, user_access_token, completions):
+        app.include_router(module.router)
+    app.add_middleware(RequestMetrics, metrics=context.metrics)
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(EdgeRoutes)
     return app

@@ -8,127 +8,30 @@ always win. Failures are logged and counted by reason; clients only see the cont
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Awaitable, Callable
 
-import httpx
 from fastapi import Request
 
 from codesuggest.common.logs import get_logger
+from codesuggest.gateway.caller import Caller
+from codesuggest.gateway.context import ContextDep, GatewayContext
 from codesuggest.gateway.errors import GatewayError, forbidden, unauthorized
-from codesuggest.gateway.keys import load_signing_key, load_validation_keys
 from codesuggest.gateway.metrics import GatewayMetrics
-from codesuggest.gateway.settings import GatewaySettings
-from codesuggest.tokens import (
-    REALM_SAAS,
-    REALM_SELF_MANAGED,
-    Clock,
-    LocalKeySet,
-    PrivateKey,
-    RemoteKeySet,
-    TokenError,
-    Verifier,
-    is_user_token,
-)
+from codesuggest.tokens import TokenError, is_user_token
 
 log = get_logger("codesuggest.gateway.auth")
 
 FORBIDDEN_BY_PROVIDER = "Forbidden by auth provider"
-_REALM_OF_KIND = {"portal": REALM_SELF_MANAGED, "saas-instance": REALM_SAAS}
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who is calling, from verified claims (and, for attribution only, agreeing headers)."""
-
-    claims: dict[str, Any]
-    is_user_token: bool
-    realm: str | None
-    instance_id: str | None
-    global_user_id: str | None
-    host_name: str | None
-    scopes: frozenset[str]
-    client_name: str | None
-    client_version: str | None
-
-    @property
-    def path(self) -> str:
-        """User tokens come straight from the IDE; instance tokens through the monolith."""
-        return "direct" if self.is_user_token else "monolith"
-
-
-class TrustStore:
-    """The verifier over the gateway's own keys and every trusted issuer's published keys."""
-
-    def __init__(self, settings: GatewaySettings, clock: Clock, metrics: GatewayMetrics) -> None:
-        self.settings = settings
-        self.service_name = settings.service_name
-        self.signing_key: PrivateKey = load_signing_key(settings)
-        self.own_keys = LocalKeySet(
-            settings.service_name, [self.signing_key.public, *load_validation_keys(settings)]
-        )
-        self.http = httpx.AsyncClient(
-            timeout=settings.jwks_timeout, limits=httpx.Limits(max_connections=20)
-        )
-        self.kinds = {i.url.rstrip("/"): i.kind for i in settings.trusted_issuers}
-
-        def on_refresh(issuer: str, outcome: str) -> None:
-            metrics.key_refreshes.labels(issuer=issuer, outcome=outcome).inc()
-
-        self.remote = [
-            RemoteKeySet(
-                issuer.url,
-                self.http,
-                clock=clock,
-                min_refetch_interval=settings.jwks_min_refetch_interval,
-                retry_max=settings.jwks_retry_max,
-                timeout=settings.jwks_timeout,
-                on_refresh=on_refresh,
-            )
-            for issuer in settings.trusted_issuers
-        ]
-        self.verifier = Verifier(
-            [self.own_keys, *self.remote],
-            settings.service_name,
-            leeway=settings.leeway,
-            clock=clock,
-        )
-
-    def start(self) -> None:
-        for keyset in self.remote:
-            keyset.start()
-
-    async def aclose(self) -> None:
-        for keyset in self.remote:
-            await keyset.aclose()
-        await self.http.aclose()
-
-    def missing_issuers(self) -> list[str]:
-        return [k.issuer for k in self.remote if not k.ready]
-
-    def check_kind(self, claims: dict[str, Any]) -> None:
-        """An issuer may only issue what its kind allows: portals issue self-managed instance
-        tokens; SaaS instances issue SaaS tokens. Raises TokenError otherwise."""
-        iss = str(claims.get("iss", "")).rstrip("/")
-        if iss == self.service_name:
-            return
-        kind = self.kinds.get(iss)
-        if kind == "portal" and claims.get("token_kind") == "user":
-            raise TokenError("portal tokens cannot be user tokens", reason="kind_mismatch")
-        realm = claims.get("gitlab_realm")
-        if realm is not None and kind is not None and realm != _REALM_OF_KIND[kind]:
-            raise TokenError(f"{kind} issuer cannot issue realm {realm!r}", reason="kind_mismatch")
 
 
 def _header_mismatch(name: str) -> GatewayError:
     return unauthorized(f"Header mismatch '{name}'")
 
 
-async def authenticate(request: Request) -> Caller:
+async def authenticate(request: Request, context: GatewayContext) -> Caller:
     """Run the whole authentication layer for one request (no scope check)."""
     started = time.perf_counter()
-    state = request.app.state
-    metrics: GatewayMetrics = state.metrics
+    metrics = context.metrics
     headers = request.headers
     try:
         authorization = headers.get("authorization")
@@ -144,7 +47,7 @@ async def authenticate(request: Request) -> Caller:
                 "not_oidc",
                 unauthorized("Invalid authentication token type - only OIDC is supported"),
             )
-        trust: TrustStore = state.trust
+        trust = context.trust
         try:
             claims = await trust.verifier.verify(token)
             trust.check_kind(claims)
@@ -192,16 +95,17 @@ def _refuse(metrics: GatewayMetrics, reason: str, error: GatewayError) -> Gatewa
     return error
 
 
-def requires(scope: str, *, user_tokens: bool, refusal: str):  # type: ignore[no-untyped-def]
+def requires(
+    scope: str, *, user_tokens: bool, refusal: str
+) -> Callable[[Request, GatewayContext], Awaitable[Caller]]:
     """A FastAPI dependency: authenticate, then require `scope` (and an instance token unless
     `user_tokens`). `refusal` is the 403 detail of the route."""
 
-    async def dependency(request: Request) -> Caller:
-        caller = await authenticate(request)
+    async def dependency(request: Request, context: ContextDep) -> Caller:
+        caller = await authenticate(request, context)
         if scope not in caller.scopes or (caller.is_user_token and not user_tokens):
-            request.app.state.metrics.auth_failures.labels(reason="scope").inc()
+            context.metrics.auth_failures.labels(reason="scope").inc()
             raise forbidden(refusal)
-        request.state.caller = caller
         return caller
 
     return dependency

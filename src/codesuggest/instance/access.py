@@ -71,7 +71,9 @@ class InstanceInfo:
 
 
 @dataclass(frozen=True)
-class Caller:
+class SeatedUser:
+    """A user code suggestions may serve: a valid PAT with an AI scope and a seat."""
+
     auth: Authenticated
     info: InstanceInfo
     global_user_id: str
@@ -98,9 +100,9 @@ def authenticated_user(
         return auth, InstanceInfo.of(application_settings(session))
 
 
-def code_suggestions_caller(
+def seated_user(
     store: Store, private_token: str | None, authorization: str | None, now: datetime
-) -> Caller:
+) -> SeatedUser:
     """PAT (401) -> AI scope (403 insufficient_scope) -> seat (403). Raises InstanceError."""
     with store.session() as session:
         auth = authenticate(session, pat_from_headers(private_token, authorization), now)
@@ -109,4 +111,4 @@ def code_suggestions_caller(
         if not has_seat(session, auth.user_id, info.realm):
             raise errors.forbidden("User has no code suggestions seat assigned")
         gid = global_user_id(store.secret, info.instance_uuid, auth.user_id)
-    return Caller(auth=auth, info=info, global_user_id=gid)
+    return SeatedUser(auth=auth, info=info, global_user_id=gid)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from codesuggest.common.logs import RequestIdMiddleware, get_logger
+from codesuggest.common.web import health_router, install_crash_handler
 from codesuggest.instance import usage_sink
 from codesuggest.instance.admin_ui import routes as admin_pages
 from codesuggest.instance.context import InstanceContext
@@ -56,12 +57,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         fields = ", ".join(".".join(map(str, e["loc"][1:])) or "body" for e in exc.errors())
         return JSONResponse({"error": f"{fields} is invalid"}, status_code=400, headers=ORIGIN)
 
-    @app.exception_handler(Exception)
-    async def crashed(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unhandled error", path=request.url.path, error=type(exc).__name__)
-        return JSONResponse(
-            {"message": "500 Internal Server Error"}, status_code=500, headers=ORIGIN
-        )
+    body = {"message": "500 Internal Server Error"}
+    install_crash_handler(app, "codesuggest.instance", body, headers=ORIGIN)
 
 
 def create_app(settings: InstanceSettings | None = None, clock: Clock | None = None) -> FastAPI:
@@ -80,22 +77,16 @@ def create_app(settings: InstanceSettings | None = None, clock: Clock | None = N
         log.warning("token sync is off: CODESUGGEST_INSTANCE_LICENSE_KEY is not set")
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await context.start(run_sync_job=run_sync_job)
-        sink = None
-        if settings.usage_sink_enabled:
-            sink = usage_sink.UsageSink.from_settings(settings, store.engine, clock)
-            app.state.usage_sink = sink
-            await sink.start()
         try:
             yield
         finally:
-            if sink is not None:
-                await sink.aclose()
             await context.aclose()
 
     app = FastAPI(title="codesuggest instance", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = context
+    app.include_router(health_router)
     routers = (code_suggestions, api, token_info, usage_data, graphql, discovery, monitoring)
     for module in (*routers, usage_sink):
         app.include_router(module.router)

@@ -1,5 +1,6 @@
 """Everything a running instance holds: settings, clock, database, keys, limiter, HTTP client,
-caches and the sync job. Loop-bound parts are made in `start()` (the app lifespan)."""
+caches, the sync job and the usage sink. Loop-bound parts are made in `start()` (the app
+lifespan)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from codesuggest.instance.ratelimit import RateLimiter, make_rate_limiter
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store
 from codesuggest.instance.sync import SyncResult, SyncScheduler, sync_once
+from codesuggest.instance.usage_sink import UsageSink
 from codesuggest.instance.user_tokens import SharedTokens, UserTokenCache
 from codesuggest.tokens import Clock
 
@@ -28,6 +30,7 @@ class InstanceContext:
     limiter: RateLimiter | None = None
     http: httpx.AsyncClient | None = None
     scheduler: SyncScheduler | None = None
+    usage_sink: UsageSink | None = None  # when this instance takes the gateway's usage events
 
     @classmethod
     def build(cls, settings: InstanceSettings, clock: Clock, store: Store) -> InstanceContext:
@@ -65,6 +68,9 @@ class InstanceContext:
                 retry_initial=self.settings.sync_retry_initial,
             )
             self.scheduler.start()
+        if self.settings.usage_sink_enabled:
+            self.usage_sink = UsageSink.from_settings(self.settings, self.store.engine, self.clock)
+            await self.usage_sink.start()
 
     async def sync(self, force: bool = False) -> SyncResult:
         if self.http is None:
@@ -72,6 +78,9 @@ class InstanceContext:
         return await sync_once(self.store, self.settings, self.http, self.clock, force=force)
 
     async def aclose(self) -> None:
+        if self.usage_sink is not None:
+            await self.usage_sink.aclose()
+            self.usage_sink = None
         if self.scheduler is not None:
             await self.scheduler.aclose()
             self.scheduler = None

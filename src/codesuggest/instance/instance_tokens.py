@@ -7,7 +7,7 @@ import threading
 
 from sqlalchemy.orm import Session
 
-from codesuggest.instance.access import Caller, InstanceInfo
+from codesuggest.instance.access import InstanceInfo, SeatedUser
 from codesuggest.instance.keys import KeyRing
 from codesuggest.instance.sync import newest_live_token
 from codesuggest.tokens import COMPLETE_CODE, GENERATE_CODE, REALM_SAAS, Clock, Signer
@@ -48,7 +48,7 @@ class InstanceTokens:
             self._saas = (key.kid, token, claims["exp"])
             return token
 
-    def sign_user_token(self, session: Session, caller: Caller) -> tuple[str, int]:
+    def sign_user_token(self, session: Session, caller: SeatedUser) -> tuple[str, int]:
         """SaaS: the instance's own 1-hour user token (`token_kind: user`)."""
         token, claims = Signer(self.keyring.signing_key(session), self.issuer, self.clock).mint(
             subject=caller.global_user_id,

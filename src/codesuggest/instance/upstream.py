@@ -12,13 +12,15 @@ from starlette.responses import Response, StreamingResponse
 
 from codesuggest.common.logs import get_logger
 from codesuggest.instance import errors
-from codesuggest.instance.access import Caller
+from codesuggest.instance.access import SeatedUser
 
 log = get_logger("codesuggest.instance.upstream")
 PASSED_THROUGH = {401, 402, 403}
 
 
-def gateway_headers(caller: Caller, instance_token: str, request_id: str | None) -> dict[str, str]:
+def gateway_headers(
+    caller: SeatedUser, instance_token: str, request_id: str | None
+) -> dict[str, str]:
     headers = {
         "Authorization": f"Bearer {instance_token}",
         "X-Gitlab-Authentication-Type": "oidc",

@@ -308,7 +308,8 @@ NOT_FOUND = {"message": "404 Not Found"}
 
 def _sink(request: Request) -> UsageSink | None:
     """The running sink, or None when this instance does not take usage events."""
-    return getattr(request.app.state, "usage_sink", None)
+    sink: UsageSink | None = request.app.state.ctx.usage_sink
+    return sink
 
 
 @router.post("/api/v4/usage/events")

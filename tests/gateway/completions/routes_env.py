@@ -107,7 +107,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     app = create_app(settings, clock=clock)
     gateway = ServerThread(app).start()
     usage = MemoryRecorder()
-    app.state.usage = usage
+    app.state.ctx.usage = usage
     env = Env(gateway, model, portal, saas, usage, clock)
     with env.client() as c:
         wait_until(lambda: c.get("/monitoring/ready").status_code == 200, what="gateway ready")

@@ -1,1 +1,2 @@
-"""Completion and generation routes (docs/contracts.md sections 5, 6); see routes.build_router."""
+"""Completion and generation (docs/contracts.md sections 5, 6): the service behind
+`gateway/routes/completions.py`."""

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
-
-from fastapi import Request
 
 from codesuggest.gateway.providers import ProviderTimeout
 
@@ -17,16 +15,13 @@ class ClientGone(Exception):
     """The client closed the connection; the model call was cancelled."""
 
 
-async def _disconnected(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def until_done_or_gone(request: Request, call: Awaitable[T], deadline: float) -> T:
-    """The call's result; cancels it (closing its upstream connection) when the client
-    disconnects (-> ClientGone) or `deadline` seconds pass (-> ProviderTimeout)."""
+async def until_done_or_gone(
+    disconnected: Callable[[], Awaitable[None]], call: Awaitable[T], deadline: float
+) -> T:
+    """The call's result; cancels it (closing its upstream connection) when `disconnected()`
+    returns (-> ClientGone) or `deadline` seconds pass (-> ProviderTimeout)."""
     task = asyncio.ensure_future(call)
-    watcher = asyncio.ensure_future(_disconnected(request))
+    watcher = asyncio.ensure_future(disconnected())
     try:
         done, _ = await asyncio.wait(
             (task, watcher), timeout=deadline, return_when=asyncio.FIRST_COMPLETED

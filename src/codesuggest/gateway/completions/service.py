@@ -1,26 +1,34 @@
-"""One completion or generation request: parse, pick the model, build the prompt, call the
-model (cancelled if the client leaves), post-process, answer, and record usage."""
+"""One parsed completion or generation request: pick the model, build the prompt, call the model
+(cancelled if the client leaves), post-process, record usage, and hand back a result
+(`results.py`). Only the route (`routes/completions.py`) knows about HTTP."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Histogram
-from pydantic import ValidationError
-from starlette.responses import StreamingResponse
 
 from codesuggest.common.logs import get_logger
-from codesuggest.gateway.auth import Caller
+from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.completions import responses, sse
 from codesuggest.gateway.completions.calls import ClientGone, until_done_or_gone
 from codesuggest.gateway.completions.languages import Language, detect_language
-from codesuggest.gateway.completions.models import (
+from codesuggest.gateway.completions.results import (
+    Answered,
+    ClientLeft,
+    CompletionResult,
+    InferenceFailed,
+    Invalid,
+    RateLimited,
+    Streamed,
+)
+from codesuggest.gateway.completions.schemas import (
     Choice,
     CompletionRequest,
     CompletionResponse,
@@ -28,8 +36,8 @@ from codesuggest.gateway.completions.models import (
     ModelInfo,
 )
 from codesuggest.gateway.completions.settings import CompletionsSettings
-from codesuggest.gateway.completions.timing import measure, milliseconds, server_timing, timings_of
-from codesuggest.gateway.completions.usage import record_request, submit_request
+from codesuggest.gateway.completions.timing import measure, milliseconds
+from codesuggest.gateway.completions.usage import submit_request
 from codesuggest.gateway.postprocess import (
     EditContext,
     StreamingPostprocessor,
@@ -46,8 +54,23 @@ from codesuggest.gateway.providers import (
     ProviderRegistry,
     ProviderTimeout,
 )
+from codesuggest.gateway.usage.events import UsageRecorder
+from codesuggest.tokens import Clock
 
 log = get_logger("codesuggest.gateway.completions")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestInfo:
+    """What the service needs to know of the HTTP request it serves."""
+
+    caller: Caller
+    usage: UsageRecorder
+    clock: Clock
+    request_id: str | None
+    started: float  # perf_counter() at arrival: latency in usage events
+    timings: dict[str, float]  # per-stage seconds, rendered as Server-Timing by the route
+    disconnected: Callable[[], Awaitable[None]]  # returns when the client has left
 
 
 class Plan:
@@ -82,7 +105,12 @@ class Plan:
 
 
 class CompletionService:
-    def __init__(self, settings: CompletionsSettings, registry: ProviderRegistry) -> None:
+    def __init__(
+        self,
+        settings: CompletionsSettings,
+        registry: ProviderRegistry,
+        metrics: CollectorRegistry | None = None,
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.budget = PromptBudget(
@@ -91,45 +119,38 @@ class CompletionService:
             context_share=settings.context_share,
             window_step=settings.window_step,
         )
-        self.stage_seconds: Histogram | None = None
-
-    def register_metrics(self, registry: CollectorRegistry) -> None:
-        """Per-stage latency (parse, prompt, model, post and each post-processing stage)."""
+        # Per-stage latency (parse, prompt, model, post and each post-processing stage).
         self.stage_seconds = Histogram(
             "codesuggest_gateway_completion_stage_seconds",
             "Completion request time by stage",
             ["stage"],
-            registry=registry,
+            registry=metrics,
             buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1),
         )
 
     def _observe(self, timings: dict[str, float], post_stages: dict[str, float]) -> None:
-        if self.stage_seconds is None:
-            return
         for stage in ("parse", "prompt", "model", "post"):
             if stage in timings:
                 self.stage_seconds.labels(stage=stage).observe(timings[stage])
         for stage, seconds in post_stages.items():
             self.stage_seconds.labels(stage=f"post.{stage}").observe(seconds)
 
-    async def handle(self, request: Request, caller: Caller, *, generation: bool) -> Response:
-        timings = timings_of(request)
+    async def complete(self, body: CompletionRequest, info: RequestInfo) -> CompletionResult:
+        """Serve a parsed request (a `GenerationRequest` is a generation)."""
         try:
-            with measure(timings, "parse"):
-                raw = await request.body()
-                model = GenerationRequest if generation else CompletionRequest
-                body = model.model_validate_json(raw)
-            with measure(timings, "prompt"):
-                plan = self.plan(body, generation=generation)
-        except ValidationError as exc:
-            errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-            return await self._refuse(request, caller, timings, errors)
+            with measure(info.timings, "prompt"):
+                plan = self.plan(body, generation=isinstance(body, GenerationRequest))
         except ModelSelectionError as exc:
             error = {"type": "value_error", "loc": ("body", exc.field), "msg": str(exc)}
-            return await self._refuse(request, caller, timings, [{**error, "input": exc.value}])
+            return await self.refuse(info, [{**error, "input": exc.value}])
         if body.stream:
-            return await self._stream(request, caller, plan, timings)
-        return await self._complete(request, caller, plan, timings)
+            return await self._stream(info, plan)
+        return await self._complete(info, plan)
+
+    async def refuse(self, info: RequestInfo, errors: list[dict[str, Any]]) -> Invalid:
+        """A request that does not parse or names an unknown model: recorded, then refused."""
+        await submit_request(info, status="error:invalid_request")
+        return Invalid(errors)
 
     def plan(self, body: CompletionRequest, *, generation: bool) -> Plan:
         current = body.current_file
@@ -167,118 +188,84 @@ class CompletionService:
         )
         return Plan(body, language, provider, model, prompt, params, ctx)
 
-    async def _refuse(
-        self, request: Request, caller: Caller, timings: dict[str, float], errors: list[Any]
-    ) -> Response:
-        await record_request(request, caller, status="error:invalid_request")
-        return responses.invalid(errors, self._total(request, timings))
-
-    def _total(self, request: Request, timings: dict[str, float]) -> dict[str, float]:
-        started = getattr(request.state, "started", None)
-        if started is not None:
-            timings["total"] = time.perf_counter() - started
-        return timings
-
-    async def _complete(
-        self, request: Request, caller: Caller, plan: Plan, timings: dict[str, float]
-    ) -> Response:
+    async def _complete(self, info: RequestInfo, plan: Plan) -> CompletionResult:
         call = plan.provider.complete(plan.prompt, plan.model, plan.params)
+        timings = info.timings
         try:
             with measure(timings, "model"):
-                completion = await until_done_or_gone(request, call, self.settings.request_timeout)
+                completion = await until_done_or_gone(
+                    info.disconnected, call, self.settings.request_timeout
+                )
             with measure(timings, "post"):
                 processed = postprocess(completion.text, plan.ctx)
             text = processed.text
             self._observe(timings, processed.timings)
         except ClientGone:
-            await self._record(request, caller, plan, "error:cancelled", 0)
-            return Response(status_code=499)  # nobody is listening any more
+            await self._record(info, plan, "error:cancelled", 0)
+            return ClientLeft()
         except ProviderError as exc:
             log.warning("model call failed", provider=plan.provider.name, error=str(exc))
-            await self._record(request, caller, plan, f"error:{exc.kind}", 0)
-            self._total(request, timings)
-            if isinstance(exc, ProviderRateLimited):
-                return responses.rate_limited(exc.retry_after, timings)
-            return responses.inference_failed(timings)
+            await self._record(info, plan, f"error:{exc.kind}", 0)
+            return _failure(exc)
         except BaseException:
-            await self._record(request, caller, plan, "error:internal", 0)
+            await self._record(info, plan, "error:internal", 0)
             raise
         # The event is committed by the outbox's writer while the answer is serialised here;
         # the answer leaves only once the event is durable.
-        recorded = self._submit(request, caller, plan, "served" if text else "empty", len(text))
+        recorded = self._submit(info, plan, "served" if text else "empty", len(text))
         answer = CompletionResponse(
             id=uuid.uuid4().hex,
-            created=int(request.app.state.clock.now()),
+            created=int(info.clock.now()),
             model=plan.model_info(),
             choices=[Choice(text=text)] if text else [],
         )
-        response = Response(answer.model_dump_json(), media_type="application/json")
+        encoded = answer.model_dump_json()
         await recorded
-        self._total(request, timings)
-        response.headers["Server-Timing"] = server_timing(timings)
-        return response
+        return Answered(answer, encoded)
 
-    def _submit(
-        self, request: Request, caller: Caller, plan: Plan, status: str, chars: int
-    ) -> Awaitable[None]:
+    def _submit(self, info: RequestInfo, plan: Plan, status: str, chars: int) -> Awaitable[None]:
         """Start recording this request's events (see `submit_request`)."""
-        started = getattr(request.state, "started", None)
-        latency = time.perf_counter() - started if started is not None else 0.0
         return submit_request(
-            request,
-            caller,
+            info,
             status=status,
             telemetry=plan.body.telemetry,
             language=plan.lang,
             provider=plan.provider.name,
             model=plan.model,
-            latency_ms=latency * 1000,
+            latency_ms=(time.perf_counter() - info.started) * 1000,
             suggestion_chars=chars,
         )
 
-    async def _record(
-        self, request: Request, caller: Caller, plan: Plan, status: str, chars: int
-    ) -> None:
-        await self._submit(request, caller, plan, status, chars)
+    async def _record(self, info: RequestInfo, plan: Plan, status: str, chars: int) -> None:
+        await self._submit(info, plan, status, chars)
 
-    async def _stream(
-        self, request: Request, caller: Caller, plan: Plan, timings: dict[str, float]
-    ) -> Response:
+    async def _stream(self, info: RequestInfo, plan: Plan) -> CompletionResult:
         """Wait for the first chunk (so early failures still get 429/503), then stream SSE."""
         chunks = plan.provider.stream(plan.prompt, plan.model, plan.params)
         deadline = time.perf_counter() + self.settings.request_timeout
         first: str | None = None
         try:
-            with measure(timings, "model"):
+            with measure(info.timings, "model"):
                 first = await until_done_or_gone(
-                    request, _first(chunks), self.settings.request_timeout
+                    info.disconnected, _first(chunks), self.settings.request_timeout
                 )
         except (ClientGone, ProviderError) as exc:
-            await chunks.aclose()
+            await chunks.aclose()  # type: ignore[attr-defined]
             status = f"error:{exc.kind}" if isinstance(exc, ProviderError) else "error:cancelled"
-            await self._record(request, caller, plan, status, 0)
-            self._total(request, timings)
-            if isinstance(exc, ClientGone):
-                return Response(status_code=499)
-            if isinstance(exc, ProviderRateLimited):
-                return responses.rate_limited(exc.retry_after, timings)
-            return responses.inference_failed(timings)
-        self._total(request, timings)
-        headers = {**sse.HEADERS, "Server-Timing": server_timing(timings)}
-        events = self._events(request, caller, plan, timings, chunks, first, deadline)
-        return StreamingResponse(events, media_type=sse.MEDIA_TYPE, headers=headers)
+            await self._record(info, plan, status, 0)
+            return ClientLeft() if isinstance(exc, ClientGone) else _failure(exc)
+        return Streamed(self._events(info, plan, chunks, first, deadline))
 
     async def _events(
         self,
-        request: Request,
-        caller: Caller,
+        info: RequestInfo,
         plan: Plan,
-        timings: dict[str, float],
         chunks: AsyncIterator[str],
         first: str | None,
         deadline: float,
     ) -> AsyncIterator[bytes]:
         post = StreamingPostprocessor(plan.ctx)
+        timings = info.timings
         status = "error:cancelled"  # until the stream ends normally
         started = time.perf_counter()
         final_text = ""
@@ -325,8 +312,14 @@ class CompletionService:
         finally:
             with anyio.CancelScope(shield=True):
                 await chunks.aclose()  # type: ignore[attr-defined]
-                await self._record(request, caller, plan, status, len(final_text))
+                await self._record(info, plan, status, len(final_text))
 
 
 async def _first(chunks: AsyncIterator[str]) -> str | None:
     return await anext(chunks, None)
+
+
+def _failure(exc: ProviderError) -> RateLimited | InferenceFailed:
+    if isinstance(exc, ProviderRateLimited):
+        return RateLimited(exc.retry_after)
+    return InferenceFailed()

@@ -7,21 +7,22 @@ when the client sends it, else shown - accepts. Zero counts produce no event.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
-from typing import Any
-
-from fastapi import Request
+from typing import TYPE_CHECKING, Any
 
 from codesuggest.common.logs import get_logger
-from codesuggest.gateway.auth import Caller
-from codesuggest.gateway.completions.models import Telemetry
-from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.gateway.completions.schemas import Telemetry
+from codesuggest.gateway.usage.events import EventName, UsageEvent
+
+if TYPE_CHECKING:
+    from codesuggest.gateway.completions.service import RequestInfo
 
 log = get_logger("codesuggest.gateway.completions.usage")
 
 
-def _who(caller: Caller, request: Request, when: datetime) -> dict[str, object]:
+def _who(info: RequestInfo, when: datetime) -> dict[str, Any]:
+    caller = info.caller
     return {
         "timestamp": when,
         "realm": caller.realm,
@@ -31,40 +32,40 @@ def _who(caller: Caller, request: Request, when: datetime) -> dict[str, object]:
         "path": caller.path,
         "client_name": caller.client_name,
         "client_version": caller.client_version,
-        "request_id": getattr(request.state, "request_id", None),
+        "request_id": info.request_id,
     }
 
 
-def telemetry_events(items: list[Telemetry], who: dict[str, object]) -> list[UsageEvent]:
+def telemetry_events(items: Sequence[Telemetry], who: dict[str, Any]) -> list[UsageEvent]:
     events = []
     for item in items:
         shown = max(0, item.requests - item.errors)
         rejected = item.rejects if item.rejects is not None else max(0, shown - item.accepts)
-        for name, count in (
+        counts: tuple[tuple[EventName, int], ...] = (
             ("code_suggestion_shown", shown),
             ("code_suggestion_accepted", item.accepts),
             ("code_suggestion_rejected", rejected),
-        ):
+        )
+        for name, count in counts:
             if count > 0:
                 events.append(
                     UsageEvent(
-                        name=name,  # type: ignore[arg-type]
+                        name=name,
                         count=count,
                         language=item.lang,
                         model_provider=item.model_engine,
                         model_name=item.model_name,
-                        **who,  # type: ignore[arg-type]
+                        **who,
                     )
                 )
     return events
 
 
 def submit_request(
-    request: Request,
-    caller: Caller,
+    info: RequestInfo,
     *,
     status: str,
-    telemetry: list[Telemetry] = (),  # type: ignore[assignment]
+    telemetry: Sequence[Telemetry] = (),
     language: str | None = None,
     provider: str | None = None,
     model: str | None = None,
@@ -73,8 +74,8 @@ def submit_request(
 ) -> Awaitable[None]:
     """Start recording the request's events; await the result before answering. A failing
     recorder is logged, never turned into a failed completion."""
-    when = datetime.fromtimestamp(request.app.state.clock.now(), UTC)
-    who = _who(caller, request, when)
+    when = datetime.fromtimestamp(info.clock.now(), UTC)
+    who = _who(info, when)
     requested = UsageEvent(
         name="code_suggestion_requested",
         status=status,
@@ -83,10 +84,10 @@ def submit_request(
         model_name=model,
         latency_ms=None if latency_ms is None else round(latency_ms, 3),
         suggestion_chars=suggestion_chars,
-        **who,  # type: ignore[arg-type]
+        **who,
     )
     try:
-        pending = request.app.state.usage.submit(requested, *telemetry_events(list(telemetry), who))
+        pending = info.usage.submit(requested, *telemetry_events(telemetry, who))
     except Exception as exc:  # usage must never take completions down
         log.error("usage events not recorded", error=f"{type(exc).__name__}: {exc}")
         pending = None
@@ -100,8 +101,3 @@ async def _settled(pending: Awaitable[None] | None) -> None:
         await pending
     except Exception as exc:  # usage must never take completions down
         log.error("usage events not recorded", error=f"{type(exc).__name__}: {exc}")
-
-
-async def record_request(request: Request, caller: Caller, **fields: Any) -> None:
-    """Record the request's events durably before returning."""
-    await submit_request(request, caller, **fields)

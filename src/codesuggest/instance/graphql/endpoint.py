@@ -14,11 +14,12 @@ from codesuggest.common import graphql_http
 from codesuggest.common.bodies import BodyTooLarge, read_capped
 from codesuggest.common.logs import get_logger
 from codesuggest.instance.access import InstanceInfo
+from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.errors import InstanceError
 from codesuggest.instance.graphql.context import GraphQLContext, Viewer
 from codesuggest.instance.graphql.schema import REFUSALS, schema
 from codesuggest.instance.identity import authenticate, pat_from_headers
-from codesuggest.instance.routes.deps import ctx, now, pat_headers
+from codesuggest.instance.routes.deps import ContextDep, PatHeaders, now
 from codesuggest.instance.seats import has_seat
 from codesuggest.instance.store import application_settings
 
@@ -28,9 +29,10 @@ router = APIRouter()
 MAX_BODY = 100_000
 
 
-def _load(request: Request) -> tuple[InstanceInfo, Viewer | None]:
-    context = ctx(request)
-    token = pat_from_headers(*pat_headers(request))
+def _load(
+    context: InstanceContext, pat: tuple[str | None, str | None]
+) -> tuple[InstanceInfo, Viewer | None]:
+    token = pat_from_headers(*pat)
     with context.store.session() as session:
         info = InstanceInfo.of(application_settings(session))
         if token is None:
@@ -51,7 +53,7 @@ def _refused(error: Exception) -> None:
 
 
 @router.post("/api/graphql")
-async def graphql(request: Request) -> JSONResponse:
+async def graphql(request: Request, context: ContextDep, pat: PatHeaders) -> JSONResponse:
     try:
         body = await read_capped(request, MAX_BODY)
     except BodyTooLarge as exc:
@@ -60,14 +62,14 @@ async def graphql(request: Request) -> JSONResponse:
     if isinstance(parsed, str):
         return graphql_http.error_response(400, parsed)
     try:
-        info, viewer = await to_thread.run_sync(_load, request)
+        info, viewer = await to_thread.run_sync(_load, context, pat)
     except InstanceError as exc:
         message = "Invalid token" if exc.status == 401 else str(exc.body.get("message", ""))
         return graphql_http.error_response(exc.status, message)
     return await graphql_http.execute(
         schema,
         parsed,
-        GraphQLContext(instance=ctx(request), info=info, viewer=viewer),
+        GraphQLContext(instance=context, info=info, viewer=viewer),
         log,
         refusals=REFUSALS,
         on_refusal=_refused,

@@ -11,30 +11,26 @@ from fastapi import APIRouter, Request
 from codesuggest.instance import errors
 from codesuggest.instance.access import authenticated_user
 from codesuggest.instance.admin import SETTABLE, AdminError, parse_setting
+from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.identity import authenticate, pat_from_headers
 from codesuggest.instance.models import ApplicationSettings, User
-from codesuggest.instance.routes.deps import ctx, now, pat_headers
+from codesuggest.instance.routes.deps import ContextDep, PatHeaders, now
 from codesuggest.instance.store import application_settings
 
 router = APIRouter(prefix="/api/v4")
 
 
 @router.get("/version")
-async def version(request: Request) -> dict[str, str]:
-    context = ctx(request)
-    _, info = await to_thread.run_sync(
-        authenticated_user, context.store, *pat_headers(request), now(context)
-    )
+async def version(context: ContextDep, pat: PatHeaders) -> dict[str, str]:
+    _, info = await to_thread.run_sync(authenticated_user, context.store, *pat, now(context))
     return {"version": info.version, "revision": context.settings.revision}
 
 
 @router.get("/user")
-async def user(request: Request) -> dict[str, Any]:
-    context = ctx(request)
-
+async def user(context: ContextDep, pat: PatHeaders) -> dict[str, Any]:
     def read() -> dict[str, Any]:
         with context.store.session() as session:
-            auth = authenticate(session, pat_from_headers(*pat_headers(request)), now(context))
+            auth = authenticate(session, pat_from_headers(*pat), now(context))
             row = session.get(User, auth.user_id)
             assert row is not None
             return {
@@ -53,10 +49,11 @@ def _settings_body(row: ApplicationSettings) -> dict[str, Any]:
     return {name: getattr(row, name) for name in SETTABLE} | {"instance_uuid": row.instance_uuid}
 
 
-def _admin_session(request: Request, update: dict[str, Any] | None) -> dict[str, Any]:
-    context = ctx(request)
+def _admin_session(
+    context: InstanceContext, pat: tuple[str | None, str | None], update: dict[str, Any] | None
+) -> dict[str, Any]:
     with context.store.session() as session:
-        auth = authenticate(session, pat_from_headers(*pat_headers(request)), now(context))
+        auth = authenticate(session, pat_from_headers(*pat), now(context))
         if update is not None and "api" not in auth.scopes:
             raise errors.insufficient_scope()
         if not auth.admin:
@@ -92,11 +89,11 @@ async def _update_from(request: Request) -> dict[str, Any]:
 
 
 @router.get("/application/settings")
-async def get_settings(request: Request) -> dict[str, Any]:
-    return await to_thread.run_sync(_admin_session, request, None)
+async def get_settings(context: ContextDep, pat: PatHeaders) -> dict[str, Any]:
+    return await to_thread.run_sync(_admin_session, context, pat, None)
 
 
 @router.put("/application/settings")
-async def put_settings(request: Request) -> dict[str, Any]:
+async def put_settings(request: Request, context: ContextDep, pat: PatHeaders) -> dict[str, Any]:
     update = await _update_from(request)
-    return await to_thread.run_sync(_admin_session, request, update)
+    return await to_thread.run_sync(_admin_session, context, pat, update)

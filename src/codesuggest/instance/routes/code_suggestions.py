@@ -9,9 +9,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from codesuggest.instance import errors, upstream
-from codesuggest.instance.access import FEATURE_ENABLEMENT, Caller, code_suggestions_caller
+from codesuggest.instance.access import FEATURE_ENABLEMENT, SeatedUser, seated_user
 from codesuggest.instance.context import InstanceContext
-from codesuggest.instance.routes.deps import ctx, now, pat_headers, request_id
+from codesuggest.instance.routes.deps import ContextDep, PatHeaders, RequestId, now
 from codesuggest.instance.seats import seat_group_ids
 from codesuggest.tokens import REALM_SAAS
 
@@ -24,11 +24,8 @@ NO_INSTANCE_TOKEN = errors.unavailable(
 )
 
 
-async def _caller(context: InstanceContext, request: Request) -> Caller:
-    private_token, authorization = pat_headers(request)
-    return await to_thread.run_sync(
-        code_suggestions_caller, context.store, private_token, authorization, now(context)
-    )
+async def _caller(context: InstanceContext, pat: tuple[str | None, str | None]) -> SeatedUser:
+    return await to_thread.run_sync(seated_user, context.store, *pat, now(context))
 
 
 async def _rate_limit(context: InstanceContext, name: str, user_id: int, limit: int) -> None:
@@ -38,7 +35,7 @@ async def _rate_limit(context: InstanceContext, name: str, user_id: int, limit: 
         raise errors.too_many_requests(decision.retry_after)
 
 
-async def _instance_token(context: InstanceContext, caller: Caller) -> str:
+async def _instance_token(context: InstanceContext, caller: SeatedUser) -> str:
     def read() -> str | None:
         with context.store.session() as session:
             return context.instance_tokens.for_gateway(session, caller.info)
@@ -49,7 +46,7 @@ async def _instance_token(context: InstanceContext, caller: Caller) -> str:
     return token
 
 
-async def _mint(context: InstanceContext, caller: Caller, rid: str | None) -> tuple[str, int]:
+async def _mint(context: InstanceContext, caller: SeatedUser, rid: str | None) -> tuple[str, int]:
     if caller.info.realm == REALM_SAAS and context.settings.saas_user_tokens == "self":
 
         def sign() -> tuple[str, int]:
@@ -68,15 +65,13 @@ async def _mint(context: InstanceContext, caller: Caller, rid: str | None) -> tu
 
 
 @router.post("/direct_access", status_code=201)
-async def direct_access(request: Request) -> JSONResponse:
-    context = ctx(request)
-    caller = await _caller(context, request)
+async def direct_access(context: ContextDep, pat: PatHeaders, rid: RequestId) -> JSONResponse:
+    caller = await _caller(context, pat)
     if caller.info.disabled_direct_code_suggestions:
         raise errors.forbidden(errors.DIRECT_CONNECTIONS_DISABLED)
     await _rate_limit(
         context, "direct_access", caller.auth.user_id, context.settings.direct_access_per_minute
     )
-    rid = request_id(request)
     key = (caller.global_user_id, caller.info.realm, caller.info.edge_base)
     token, expires_at = await context.user_tokens.get(key, lambda: _mint(context, caller, rid))
     body: dict[str, object] = {
@@ -91,10 +86,9 @@ async def direct_access(request: Request) -> JSONResponse:
 
 
 @router.post("/connection_details", status_code=201)
-async def connection_details(request: Request) -> JSONResponse:
+async def connection_details(context: ContextDep, pat: PatHeaders) -> JSONResponse:
     """What the IDE puts in its own telemetry context (GitLab 18.3): who and where, no token."""
-    context = ctx(request)
-    caller = await _caller(context, request)
+    caller = await _caller(context, pat)
 
     def namespaces() -> list[int]:
         if caller.info.realm != REALM_SAAS:
@@ -115,9 +109,10 @@ async def connection_details(request: Request) -> JSONResponse:
 
 
 @router.post("/completions")
-async def completions(request: Request) -> Response:
-    context = ctx(request)
-    caller = await _caller(context, request)
+async def completions(
+    request: Request, context: ContextDep, pat: PatHeaders, rid: RequestId
+) -> Response:
+    caller = await _caller(context, pat)
     await _rate_limit(
         context, "completions", caller.auth.user_id, context.settings.completions_per_minute
     )
@@ -141,7 +136,7 @@ async def completions(request: Request) -> Response:
     return await upstream.forward_completion(
         context.http,
         caller.info.gateway_url.rstrip("/") + path,
-        upstream.gateway_headers(caller, instance_token, request_id(request))
+        upstream.gateway_headers(caller, instance_token, rid)
         | upstream.client_headers(request.headers),
         raw or b"{}",
         context.settings.completions_timeout,

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-from anyio import to_thread
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from typing import Any
 
-from codesuggest.instance.routes.deps import ctx
-from codesuggest.tokens import jwks_document, openid_configuration
-
-router = APIRouter()
-CACHE_CONTROL = "max-age=86400, public"
+from codesuggest.common.discovery import discovery_router
+from codesuggest.instance.context import InstanceContext
+from codesuggest.instance.routes.deps import get_context
+from codesuggest.tokens import PublicKey, openid_configuration
 
 
-@router.get("/.well-known/openid-configuration")
-async def discovery(request: Request) -> JSONResponse:
-    issuer = ctx(request).settings.url.rstrip("/")
-    return JSONResponse(openid_configuration(issuer), headers={"Cache-Control": CACHE_CONTROL})
+def _document(context: InstanceContext) -> dict[str, Any]:
+    return openid_configuration(context.settings.url.rstrip("/"))
 
 
-@router.get("/oauth/discovery/keys")
-async def keys(request: Request) -> JSONResponse:
-    context = ctx(request)
+def _keys(context: InstanceContext) -> list[PublicKey]:
+    with context.store.session() as session:
+        return context.keyring.public_keys(session)
 
-    def read() -> dict[str, object]:
-        with context.store.session() as session:
-            return jwks_document(context.keyring.public_keys(session))
 
-    return JSONResponse(await to_thread.run_sync(read), headers={"Cache-Control": CACHE_CONTROL})
+router = discovery_router(get_context, _document, _keys)

@@ -1,14 +1,14 @@
-"""Liveness and readiness."""
+"""Readiness (liveness is the shared `/monitoring/healthz`)."""
 
 from __future__ import annotations
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from codesuggest.instance.routes.deps import ctx
+from codesuggest.instance.routes.deps import ContextDep
 from codesuggest.instance.store import application_settings
 from codesuggest.instance.sync import newest_live_token
 from codesuggest.tokens import REALM_SAAS
@@ -16,17 +16,11 @@ from codesuggest.tokens import REALM_SAAS
 router = APIRouter(prefix="/monitoring")
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.get("/ready")
-async def ready(request: Request) -> JSONResponse:
+async def ready(context: ContextDep) -> JSONResponse:
     """Ready when the database answers. Also reports whether the instance can reach the gateway
     on users' behalf (a live portal token, or a SaaS signing key), without failing on it: users,
     seats and settings still work without one."""
-    context = ctx(request)
 
     def check() -> dict[str, object]:
         with context.store.session() as session:

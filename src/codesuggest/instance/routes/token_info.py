@@ -12,12 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from anyio import to_thread
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from codesuggest.instance.identity import authenticate, pat_from_headers
 from codesuggest.instance.models import PersonalAccessToken
-from codesuggest.instance.routes.deps import ctx, now, pat_headers
+from codesuggest.instance.routes.deps import ContextDep, PatHeaders, now
 
 router = APIRouter()
 
@@ -54,10 +54,9 @@ def token_body(pat: PersonalAccessToken, when: datetime) -> dict[str, Any]:
 
 
 @router.get("/api/v4/personal_access_tokens/self")
-async def personal_access_token_self(request: Request) -> dict[str, Any]:
+async def personal_access_token_self(context: ContextDep, pat: PatHeaders) -> dict[str, Any]:
     """Any valid PAT may read itself, whatever its scopes (a read_api PAT learns it lacks api)."""
-    context = ctx(request)
-    token = pat_from_headers(*pat_headers(request))
+    token = pat_from_headers(*pat)
     when = now(context)
 
     def read() -> dict[str, Any]:

@@ -15,7 +15,7 @@ from codesuggest.common.bodies import BodyTooLarge, read_capped
 from codesuggest.instance import errors, ide_telemetry
 from codesuggest.instance.access import authenticated_user
 from codesuggest.instance.identity import global_user_id, require_ai_scope
-from codesuggest.instance.routes.deps import ctx, now, pat_headers, request_id
+from codesuggest.instance.routes.deps import ContextDep, PatHeaders, RequestId, now
 
 router = APIRouter(prefix="/api/v4/usage_data")
 
@@ -29,12 +29,11 @@ def _invalid(exc: ValidationError) -> errors.InstanceError:
 
 
 @router.post("/track_event")
-async def track_event(request: Request) -> JSONResponse:
-    context = ctx(request)
+async def track_event(
+    request: Request, context: ContextDep, pat: PatHeaders, rid: RequestId
+) -> JSONResponse:
     when = now(context)
-    auth, info = await to_thread.run_sync(
-        authenticated_user, context.store, *pat_headers(request), when
-    )
+    auth, info = await to_thread.run_sync(authenticated_user, context.store, *pat, when)
     require_ai_scope(auth)
     try:
         raw = await read_capped(request, ide_telemetry.MAX_BODY)
@@ -52,7 +51,7 @@ async def track_event(request: Request) -> JSONResponse:
         global_user_id=global_user_id(context.store.secret, info.instance_uuid, auth.user_id),
         client_name=request.headers.get("user-agent"),
         client_version=request.headers.get("x-gitlab-language-server-version"),
-        request_id=request_id(request),
+        request_id=rid,
     )
     try:
         await to_thread.run_sync(

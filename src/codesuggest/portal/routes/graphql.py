@@ -3,16 +3,18 @@
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from codesuggest.common import graphql_http
 from codesuggest.common.bodies import BodyTooLarge, read_capped
 from codesuggest.common.logs import get_logger
-from codesuggest.portal.access import AccessDenied, AccessService
+from codesuggest.portal.access import AccessDenied
+from codesuggest.portal.context import ContextDep
 from codesuggest.portal.graphql_schema import RequestContext, schema
 
 log = get_logger("codesuggest.portal.graphql")
+router = APIRouter()
 
 _CALLER_HEADERS = (
     "x-gitlab-instance-id",
@@ -27,9 +29,9 @@ def _refused(error: Exception) -> None:
     log.info("cloud connector access refused", code=error.code)
 
 
-async def graphql_endpoint(request: Request) -> JSONResponse:
-    service: AccessService = request.app.state.access
-    limit = request.app.state.settings.max_body_bytes
+@router.post("/graphql")
+async def graphql(request: Request, context: ContextDep) -> JSONResponse:
+    limit = context.settings.max_body_bytes
     try:
         body = await read_capped(request, limit)
     except BodyTooLarge as exc:
@@ -41,7 +43,7 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
     return await graphql_http.execute(
         schema,
         parsed,
-        RequestContext(service=service, headers=headers),
+        RequestContext(service=context.access, headers=headers),
         log,
         refusals=(AccessDenied,),
         on_refusal=_refused,

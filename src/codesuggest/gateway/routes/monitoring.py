@@ -1,26 +1,23 @@
-"""Liveness, readiness (keys loaded for every trusted issuer) and Prometheus metrics."""
+"""Readiness (keys loaded for every trusted issuer, every model provider able to serve) and
+Prometheus metrics. Liveness is the shared `/monitoring/healthz`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from codesuggest.gateway.context import ContextDep
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/monitoring/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
-
-
 @router.get("/monitoring/ready")
-async def ready(request: Request) -> JSONResponse:
+async def ready(context: ContextDep) -> JSONResponse:
     """Ready = keys loaded for every trusted issuer, and every model provider able to serve
     (the embedded engine loads or trains at start)."""
-    missing = request.app.state.trust.missing_issuers()
-    completions = getattr(request.app.state, "completions", None)
-    loading = completions.registry.loading() if completions is not None else []
+    missing = context.trust.missing_issuers()
+    loading = context.completions.registry.loading()
     if missing or loading:
         return JSONResponse(
             {
@@ -35,7 +32,5 @@ async def ready(request: Request) -> JSONResponse:
 
 
 @router.get("/metrics")
-async def metrics(request: Request) -> Response:
-    return Response(
-        generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST
-    )
+async def metrics(context: ContextDep) -> Response:
+    return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,27 +1,25 @@
-"""The gateway as token authority: mint user tokens from verified instance tokens, and publish
-the gateway's own keys."""
+"""`POST /v1/code/user_access_token`: the gateway mints a user token from a verified instance
+token (docs/contracts.md section 5)."""
 
 from __future__ import annotations
 
 import time
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
-from codesuggest.gateway.auth import Caller, TrustStore, requires
+from codesuggest.gateway.context import ContextDep
 from codesuggest.gateway.errors import GatewayError
+from codesuggest.gateway.routes.deps import MintingCaller
 from codesuggest.gateway.usage.events import UsageEvent
-from codesuggest.tokens import COMPLETE_CODE, Signer, jwks_document, openid_configuration
+from codesuggest.tokens import COMPLETE_CODE
 
 router = APIRouter()
-
-MINT_REFUSAL = "Unauthorized to create user access token"
 
 
 @router.post("/v1/code/user_access_token")
 async def user_access_token(
-    request: Request,
-    caller: Caller = Depends(requires(COMPLETE_CODE, user_tokens=False, refusal=MINT_REFUSAL)),
+    request: Request, caller: MintingCaller, context: ContextDep
 ) -> JSONResponse:
     """Mint a user token. Realm and instance come from the verified instance token, never from
     headers; the user token lives 1 h but never past the instance token."""
@@ -29,12 +27,10 @@ async def user_access_token(
     if not global_user_id:
         raise GatewayError(400, {"detail": "Missing X-Gitlab-Global-User-Id header"})
     started = time.perf_counter()
-    state = request.app.state
-    signer: Signer = state.signer
-    token, claims = signer.mint(
+    token, claims = context.signer.mint(
         subject=global_user_id,
-        audience=state.settings.service_name,
-        lifetime=state.settings.user_token_lifetime,
+        audience=context.settings.service_name,
+        lifetime=context.settings.user_token_lifetime,
         expires_at=caller.claims["exp"],
         extra={
             "gitlab_realm": caller.claims.get("gitlab_realm"),
@@ -42,8 +38,8 @@ async def user_access_token(
             "scopes": [COMPLETE_CODE],
         },
     )
-    state.metrics.token_mints.labels(realm=str(caller.realm)).inc()
-    await state.usage.record(
+    context.metrics.token_mints.labels(realm=str(caller.realm)).inc()
+    await context.usage.record(
         UsageEvent(
             name="user_token_issued",
             realm=caller.realm,
@@ -59,21 +55,3 @@ async def user_access_token(
         )
     )
     return JSONResponse({"token": token, "expires_at": claims["exp"]})
-
-
-@router.get("/.well-known/openid-configuration", include_in_schema=False)
-async def discovery(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    doc = openid_configuration(
-        settings.service_name, settings.public_url.rstrip("/") + "/oauth/discovery/keys"
-    )
-    return JSONResponse(doc, headers={"Cache-Control": "max-age=86400, public"})
-
-
-@router.get("/oauth/discovery/keys", include_in_schema=False)
-async def keys(request: Request) -> JSONResponse:
-    trust: TrustStore = request.app.state.trust
-    return JSONResponse(
-        jwks_document(list(trust.own_keys.keys.values())),
-        headers={"Cache-Control": "max-age=86400, public"},
-    )

@@ -1,0 +1,98 @@
+"""`POST /v2/completions`, `/v2/code/completions` (any token with `complete_code`) and
+`/v2/code/generations` (instance tokens with `generate_code`). The edge prefix `/ai/...` is
+rewritten to these paths by the app's EdgeRoutes middleware, so they are registered once.
+
+The route parses the body and turns the service's result into HTTP; the service does the rest."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+from starlette.responses import StreamingResponse
+
+from codesuggest.gateway.caller import Caller
+from codesuggest.gateway.completions import responses, sse
+from codesuggest.gateway.completions.results import (
+    Answered,
+    ClientLeft,
+    CompletionResult,
+    InferenceFailed,
+    Invalid,
+    RateLimited,
+    Streamed,
+)
+from codesuggest.gateway.completions.schemas import CompletionRequest, GenerationRequest
+from codesuggest.gateway.completions.service import RequestInfo
+from codesuggest.gateway.completions.timing import measure, server_timing, timings_of
+from codesuggest.gateway.context import ContextDep, GatewayContext
+from codesuggest.gateway.routes.deps import CompletionCaller, GenerationCaller
+
+router = APIRouter()
+
+
+@router.post("/v2/completions")
+@router.post("/v2/code/completions")
+async def completions(request: Request, caller: CompletionCaller, context: ContextDep) -> Response:
+    return await _serve(request, caller, context, CompletionRequest)
+
+
+@router.post("/v2/code/generations")
+async def generations(request: Request, caller: GenerationCaller, context: ContextDep) -> Response:
+    return await _serve(request, caller, context, GenerationRequest)
+
+
+async def _serve(
+    request: Request,
+    caller: Caller,
+    context: GatewayContext,
+    schema: type[CompletionRequest],
+) -> Response:
+    info = RequestInfo(
+        caller=caller,
+        usage=context.usage,
+        clock=context.clock,
+        request_id=getattr(request.state, "request_id", None),
+        started=getattr(request.state, "started", time.perf_counter()),
+        timings=timings_of(request),
+        disconnected=_disconnect_of(request),
+    )
+    service = context.completions
+    try:
+        with measure(info.timings, "parse"):
+            body = schema.model_validate_json(await request.body())
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        result: CompletionResult = await service.refuse(info, errors)
+    else:
+        result = await service.complete(body, info)
+    info.timings["total"] = time.perf_counter() - info.started
+    return _response(result, info.timings)
+
+
+def _response(result: CompletionResult, timings: dict[str, float]) -> Response:
+    match result:
+        case Answered(encoded=encoded):
+            headers = {"Server-Timing": server_timing(timings)}
+            return Response(encoded, media_type="application/json", headers=headers)
+        case Streamed(events=events):
+            headers = {**sse.HEADERS, "Server-Timing": server_timing(timings)}
+            return StreamingResponse(events, media_type=sse.MEDIA_TYPE, headers=headers)
+        case Invalid(errors=errors):
+            return responses.invalid(errors, timings)
+        case RateLimited(retry_after=retry_after):
+            return responses.rate_limited(retry_after, timings)
+        case InferenceFailed():
+            return responses.inference_failed(timings)
+        case ClientLeft():
+            return Response(status_code=499)  # nobody is listening any more
+
+
+def _disconnect_of(request: Request) -> Callable[[], Awaitable[None]]:
+    async def disconnected() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return disconnected

@@ -104,8 +104,9 @@ def test_forged_kid_flood_causes_few_fetches(tmp_path) -> None:
         _, payload, signature = portal.instance_token(clock=clock).split(".")
 
         async def flood() -> list[int]:
+            # 1000 requests share 8 connections: a busy machine may make some wait long.
             async with httpx.AsyncClient(
-                base_url=gateway.url, limits=httpx.Limits(max_connections=8)
+                base_url=gateway.url, limits=httpx.Limits(max_connections=8), timeout=120
             ) as client:
 
                 async def one() -> int:

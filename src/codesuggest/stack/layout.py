@@ -129,8 +129,10 @@ def port_free(port: int) -> bool:
     return True
 
 
-def free_port_base(low: int = 20000, high: int = 60000) -> int:
-    """A random base whose four consecutive ports are free (tests and benchmarks)."""
+def free_port_base(low: int = 10000, high: int = 32000) -> int:
+    """A random base whose four consecutive ports are free (tests and benchmarks). Below
+    Linux's ephemeral range (32768+), so an outgoing connection cannot take a port between
+    this check and the bind."""
     for _ in range(200):
         base = random.randrange(low, high)
         if all(port_free(base + offset) for offset in PORT_OFFSETS.values()):

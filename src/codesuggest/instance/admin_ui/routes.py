@@ -26,17 +26,16 @@ from codesuggest.instance.admin_ui.security import (
     SIGN_IN_CSRF_COOKIE,
     AdminForm,
     AdminUser,
-    Ctx,
     Refused,
     SignInRequired,
     delete_cookie,
     new_sign_in_csrf,
-    now,
     same,
     set_cookie,
 )
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.identity import SCOPES
+from codesuggest.instance.routes.deps import ContextDep, now
 from codesuggest.instance.store import application_settings
 
 HERE = Path(__file__).parent
@@ -146,12 +145,12 @@ def home() -> RedirectResponse:
 
 
 @router.get("/sign_in", response_class=HTMLResponse, include_in_schema=False)
-def sign_in_form(request: Request, context: Ctx) -> HTMLResponse:
+def sign_in_form(request: Request, context: ContextDep) -> HTMLResponse:
     return _sign_in_page(request, context)
 
 
 @router.post("/sign_in", response_class=HTMLResponse, include_in_schema=False)
-async def sign_in_submit(request: Request, context: Ctx) -> Response:
+async def sign_in_submit(request: Request, context: ContextDep) -> Response:
     form = await request.form()
     if not same(request.cookies.get(SIGN_IN_CSRF_COOKIE), form.get(CSRF_FIELD)):
         return _sign_in_page(
@@ -216,7 +215,7 @@ async def sign_in_submit(request: Request, context: Ctx) -> Response:
 
 
 @router.post("/sign_out", include_in_schema=False)
-def sign_out(request: Request, context: Ctx, form: AdminForm) -> RedirectResponse:
+def sign_out(request: Request, context: ContextDep, form: AdminForm) -> RedirectResponse:
     run(context, lambda s: sign_in.end_session(s, request.cookies.get(SESSION_COOKIE)))
     response = RedirectResponse(f"{PREFIX}/sign_in", status_code=303, headers=HEADERS)
     delete_cookie(response, request, context, SESSION_COOKIE)
@@ -240,12 +239,14 @@ def _users_page(
 
 
 @router.get("/users", response_class=HTMLResponse, include_in_schema=False)
-def users(request: Request, context: Ctx, user: AdminUser) -> HTMLResponse:
+def users(request: Request, context: ContextDep, user: AdminUser) -> HTMLResponse:
     return _users_page(request, context, user)
 
 
 @router.post("/users", include_in_schema=False)
-def users_create(request: Request, context: Ctx, user: AdminUser, form: AdminForm) -> Response:
+def users_create(
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm
+) -> Response:
     username = text(form, "username")
     password = str(form.get("password") or "")
 
@@ -290,7 +291,9 @@ def _user_page(
 
 
 @router.get("/users/{username}", response_class=HTMLResponse, include_in_schema=False)
-def user_detail(request: Request, context: Ctx, user: AdminUser, username: str) -> HTMLResponse:
+def user_detail(
+    request: Request, context: ContextDep, user: AdminUser, username: str
+) -> HTMLResponse:
     return _user_page(request, context, user, username)
 
 
@@ -310,7 +313,7 @@ def _user_change(
 
 @router.post("/users/{username}/block", include_in_schema=False)
 def user_block(
-    request: Request, context: Ctx, user: AdminUser, form: AdminForm, username: str
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm, username: str
 ) -> Response:
     blocked = form.get("blocked") != "false"
     if blocked and username == user.username:
@@ -327,7 +330,7 @@ def user_block(
 
 @router.post("/users/{username}/password", include_in_schema=False)
 def user_password(
-    request: Request, context: Ctx, user: AdminUser, form: AdminForm, username: str
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm, username: str
 ) -> Response:
     password = str(form.get("password") or "")
     return _user_change(
@@ -342,7 +345,7 @@ def user_password(
 
 @router.post("/users/{username}/tokens", response_class=HTMLResponse, include_in_schema=False)
 def user_token_create(
-    request: Request, context: Ctx, user: AdminUser, form: AdminForm, username: str
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm, username: str
 ) -> Response:
     """The new PAT is in this one response only (never stored in clear, never redirected to)."""
     scopes = [s for s in form.getlist("scopes") if isinstance(s, str)] or ["api"]
@@ -363,7 +366,7 @@ def user_token_create(
 @router.post("/users/{username}/tokens/{token_id}/revoke", include_in_schema=False)
 def user_token_revoke(
     request: Request,
-    context: Ctx,
+    context: ContextDep,
     user: AdminUser,
     form: AdminForm,
     username: str,
@@ -401,7 +404,7 @@ def _seats_page(
 
 
 @router.get("/seats", response_class=HTMLResponse, include_in_schema=False)
-def seats_page(request: Request, context: Ctx, user: AdminUser) -> HTMLResponse:
+def seats_page(request: Request, context: ContextDep, user: AdminUser) -> HTMLResponse:
     return _seats_page(request, context, user)
 
 
@@ -423,7 +426,9 @@ def _group(form: Any) -> str | None:
 
 
 @router.post("/seats/purchase", include_in_schema=False)
-def seats_purchase(request: Request, context: Ctx, user: AdminUser, form: AdminForm) -> Response:
+def seats_purchase(
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm
+) -> Response:
     try:
         count = int(text(form, "seats"))
     except ValueError:
@@ -438,7 +443,9 @@ def seats_purchase(request: Request, context: Ctx, user: AdminUser, form: AdminF
 
 
 @router.post("/seats/assign", include_in_schema=False)
-def seats_assign(request: Request, context: Ctx, user: AdminUser, form: AdminForm) -> Response:
+def seats_assign(
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm
+) -> Response:
     username = text(form, "username")
     return _seat_change(
         request,
@@ -450,7 +457,9 @@ def seats_assign(request: Request, context: Ctx, user: AdminUser, form: AdminFor
 
 
 @router.post("/seats/unassign", include_in_schema=False)
-def seats_unassign(request: Request, context: Ctx, user: AdminUser, form: AdminForm) -> Response:
+def seats_unassign(
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm
+) -> Response:
     username = text(form, "username")
     return _seat_change(
         request,
@@ -476,12 +485,14 @@ def _settings_page(
 
 
 @router.get("/settings", response_class=HTMLResponse, include_in_schema=False)
-def settings_page(request: Request, context: Ctx, user: AdminUser) -> HTMLResponse:
+def settings_page(request: Request, context: ContextDep, user: AdminUser) -> HTMLResponse:
     return _settings_page(request, context, user)
 
 
 @router.post("/settings", include_in_schema=False)
-def settings_save(request: Request, context: Ctx, user: AdminUser, form: AdminForm) -> Response:
+def settings_save(
+    request: Request, context: ContextDep, user: AdminUser, form: AdminForm
+) -> Response:
     direct = form.get("direct_connections") == "on"
     provider, model = text(form, "model_provider"), text(form, "model_name")
     if bool(provider) != bool(model):
@@ -504,7 +515,7 @@ def settings_save(request: Request, context: Ctx, user: AdminUser, form: AdminFo
 
 @router.get("/dashboard", response_class=HTMLResponse, include_in_schema=False)
 def dashboard_page(
-    request: Request, context: Ctx, user: AdminUser, days: int = Query(30, ge=1, le=366)
+    request: Request, context: ContextDep, user: AdminUser, days: int = Query(30, ge=1, le=366)
 ) -> HTMLResponse:
     board = run(context, lambda s: dashboard.build(s, context.store.secret, now(context), days))
     return page(request, "dashboard.html", {"board": board, "charts": board.chart_data()}, user)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -18,8 +17,7 @@ from starlette.datastructures import FormData
 
 from codesuggest.instance import sign_in
 from codesuggest.instance.context import InstanceContext
-from codesuggest.instance.models import utc
-from codesuggest.instance.routes.deps import ctx
+from codesuggest.instance.routes.deps import ContextDep, now
 
 SESSION_COOKIE = "codesuggest_admin"
 SIGN_IN_CSRF_COOKIE = "codesuggest_admin_csrf"
@@ -42,13 +40,6 @@ class Refused(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-
-
-Ctx = Annotated[InstanceContext, Depends(ctx)]
-
-
-def now(context: InstanceContext) -> datetime:
-    return utc(context.clock.now())
 
 
 def secure(request: Request, context: InstanceContext) -> bool:
@@ -83,7 +74,7 @@ def delete_cookie(
     )
 
 
-def signed_in_admin(request: Request, context: Ctx) -> sign_in.SessionUser:
+def signed_in_admin(request: Request, context: ContextDep) -> sign_in.SessionUser:
     """The admin whose session this is; runs in a worker thread (it reads the database)."""
     with context.store.session() as session:
         user = sign_in.session_user(session, request.cookies.get(SESSION_COOKIE), now(context))

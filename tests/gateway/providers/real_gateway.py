@@ -47,7 +47,7 @@ def real_gateway(data_dir: Path, completions: CompletionsSettings) -> Iterator[R
     )
     app = create_app(settings)
     server = ServerThread(app).start(timeout=120)
-    app.state.usage = MemoryRecorder()
+    app.state.ctx.usage = MemoryRecorder()
     gateway = RealGateway(app, server, portal)
     try:
         with gateway.client() as c:

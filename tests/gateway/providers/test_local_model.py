@@ -61,7 +61,7 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealGateway]:
 
 
 def provider_of(gw: RealGateway) -> LocalProvider:
-    provider = gw.app.state.completions.registry.providers["local"]
+    provider = gw.app.state.ctx.completions.registry.providers["local"]
     assert isinstance(provider, LocalProvider)
     return provider
 

@@ -291,7 +291,7 @@ class CompletionService:
                 yield sse.chunk(delta)
             status = "served" if final_text else "empty"
             timings["model"] = timings.get("model", 0.0) + time.perf_counter() - started
-            self._total(request, timings)  # the whole request, up to this final event
+            timings["total"] = time.perf_counter() - info.started  # up to this final event
             yield sse.frame(
                 {
                     "text": final_text,

@@ -205,7 +205,8 @@ def test_the_dashboard_shows_the_completions_and_feedback_an_editor_sent(stack, 
     assert latency["labels"] == [today]
     p50, p95 = latency["data"][0][0], latency["data"][1][0]
     assert 0 < p50 <= p95
-    assert cells(admin_page, f"#latency tr[data-day='{today}']")[1:3] == [str(p50), str(p95)]
+    shown = cells(admin_page, f"#latency tr[data-day='{today}']")[1:3]
+    assert [float(value) for value in shown] == [p50, p95]
 
 
 def test_a_user_made_on_the_pages_gets_a_pat_and_a_seat_and_direct_access_until_blocked(
@@ -269,6 +270,37 @@ def test_turning_direct_connections_off_sends_the_client_through_the_instance(st
         admin_page.click("#settings button[type=submit]")
         expect(admin_page.locator("#direct_connections")).to_be_checked()
     assert completions(pat, stack, [(PYTHON, None)]) == ["direct"]
+
+
+def test_the_context_editors_may_send_is_what_the_settings_page_says(stack, admin_page):
+    pat = add_user(stack, REALM, "context-user")
+    query = (
+        "{ currentUser { codeSuggestionsContexts } "
+        'flag: featureFlagEnabled(name: "code_suggestions_context") }'
+    )
+
+    def asked() -> tuple[list[str], bool]:
+        reply = httpx.post(
+            url(stack, "/api/graphql"),
+            json={"query": query},
+            headers={"Authorization": f"Bearer {pat}"},
+        )
+        assert reply.status_code == 200, reply.text
+        data = reply.json()["data"]
+        return data["currentUser"]["codeSuggestionsContexts"], data["flag"]
+
+    assert asked() == (["open_tabs", "imports"], True)
+    admin_page.goto(url(stack, "/admin/settings"))
+    admin_page.uncheck("#context-open_tabs")
+    admin_page.uncheck("#context-imports")
+    admin_page.click("#settings button[type=submit]")
+    expect(admin_page.locator(".notice")).to_have_text("Settings saved.")
+    assert asked() == ([], False)
+    admin_page.check("#context-open_tabs")
+    admin_page.click("#settings button[type=submit]")
+    expect(admin_page.locator("#context-open_tabs")).to_be_checked()
+    expect(admin_page.locator("#context-imports")).not_to_be_checked()
+    assert asked() == (["open_tabs"], True)
 
 
 def test_a_signed_out_visitor_and_a_non_admin_are_refused(stack, browser, shots):

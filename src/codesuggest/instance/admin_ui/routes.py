@@ -36,6 +36,7 @@ from codesuggest.instance.admin_ui.security import (
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.identity import SCOPES
 from codesuggest.instance.routes.deps import ContextDep, now
+from codesuggest.instance.settings import CONTEXT_KINDS
 from codesuggest.instance.store import application_settings
 
 HERE = Path(__file__).parent
@@ -481,7 +482,13 @@ def _settings_page(
     status: int = 200,
 ) -> HTMLResponse:
     row = run(context, application_settings)
-    return page(request, "settings.html", {"row": row, "error": error}, user, status)
+    values = {
+        "row": row,
+        "error": error,
+        "context_kinds": CONTEXT_KINDS,
+        "contexts": set(row.code_suggestions_contexts.split()),
+    }
+    return page(request, "settings.html", values, user, status)
 
 
 @router.get("/settings", response_class=HTMLResponse, include_in_schema=False)
@@ -499,8 +506,11 @@ def settings_save(
         message = "pin a model with both its provider and its name, or clear both"
         return _settings_page(request, context, user, message, 400)
 
+    contexts = " ".join(k for k in form.getlist("contexts") if isinstance(k, str))
+
     def save(session: Session) -> None:
         admin.set_setting(session, "disabled_direct_code_suggestions", not direct)
+        admin.set_setting(session, "code_suggestions_contexts", contexts)
         admin.set_setting(session, "model_provider", provider)
         admin.set_setting(session, "model_name", model)
 

@@ -207,12 +207,12 @@ async def sign_in_submit(request: Request, context: ContextDep) -> Response:
     opened = await to_thread.run_sync(
         run, context, lambda s: sign_in.open_session(s, user_id, now(context), lifetime)
     )
-    response = RedirectResponse(_next(form.get("next")), status_code=303, headers=HEADERS)
+    signed_in = RedirectResponse(_next(form.get("next")), status_code=303, headers=HEADERS)
     set_cookie(
-        response, request, context, SESSION_COOKIE, opened.cookie, int(lifetime.total_seconds())
+        signed_in, request, context, SESSION_COOKIE, opened.cookie, int(lifetime.total_seconds())
     )
-    delete_cookie(response, request, context, SIGN_IN_CSRF_COOKIE)
-    return response
+    delete_cookie(signed_in, request, context, SIGN_IN_CSRF_COOKIE)
+    return signed_in
 
 
 @router.post("/sign_out", include_in_schema=False)

@@ -91,7 +91,9 @@ AdminUser = Annotated[sign_in.SessionUser, Depends(signed_in_admin)]
 
 
 def same(expected: str | None, given: object) -> bool:
-    return bool(expected) and isinstance(given, str) and hmac.compare_digest(expected, given)
+    if not expected or not isinstance(given, str):
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())
 
 
 async def checked_form(request: Request, user: AdminUser) -> FormData:

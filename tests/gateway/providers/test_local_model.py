@@ -169,6 +169,27 @@ def test_disconnected_client_frees_the_engine(gw: RealGateway):
     assert response.status_code == 200
 
 
+def test_time_budget_cuts_a_generation_and_answers_what_it_has(gw: RealGateway):
+    provider = provider_of(gw)
+    counting = "numbers = [\n" + "".join(f"    {i},\n" for i in range(1, 40))
+    body = file_body("app/numbers.py", counting, "", user_instruction="continue the list")
+    before = engine_metrics(provider)
+    provider.time_budget = 1.0
+    try:
+        started = time.perf_counter()
+        with gw.client() as c:
+            response = c.post("/v2/code/generations", json=body, headers=gw.headers())
+        took = time.perf_counter() - started
+    finally:
+        provider.time_budget = 120.0
+    assert response.status_code == 200, response.text
+    after = engine_metrics(provider)
+    predicted = after["tokens_predicted_total"] - before["tokens_predicted_total"]
+    seconds = after["tokens_predicted_seconds_total"] - before["tokens_predicted_seconds_total"]
+    assert 0 < predicted < 512
+    assert took < 512 * seconds / predicted / 2  # well before all 512 tokens
+
+
 def test_streamed_final_event_total_covers_the_model_time(gw: RealGateway):
     body = file_body("app/main.py", "def add(a, b):\n", "", stream=True)
     with gw.client() as c:

@@ -165,3 +165,25 @@ async def test_infill_api_names_the_servers_refusal_for_a_model_without_fim(
     with pytest.raises(ProviderUnavailable, match="upstream 501: Infill is not supported"):
         await provider.complete(prompt, MODEL, Params(8, 0.0, "mid_line"))
     await provider.aclose()
+
+
+async def test_time_budget_cuts_a_generation_and_frees_the_server(llama: LlamaServer):
+    provider = OpenAIProvider(
+        base_url=llama.url + "/v1", models=(MODEL,), api_key=llama.key, fim_template="none",
+        timeout=120, time_budget=1.0,
+    )  # fmt: skip
+    counting = "numbers = [\n" + "".join(f"    {i},\n" for i in range(1, 40))
+    before = metrics_of(llama.engine)
+    started = time.perf_counter()
+    completion = await provider.complete(
+        Prompt("n.py", "python", "#", counting, ""), MODEL, Params(512, 0.0, "generation")
+    )
+    took = time.perf_counter() - started
+    await provider.aclose()
+    wait_until(lambda: metrics_of(llama.engine)["requests_processing"] == 0, 60, what="idle")
+    after = metrics_of(llama.engine)
+    predicted = after["tokens_predicted_total"] - before["tokens_predicted_total"]
+    seconds = after["tokens_predicted_seconds_total"] - before["tokens_predicted_seconds_total"]
+    assert completion.finish_reason == "length" and completion.text
+    assert 0 < predicted < 512
+    assert took < 512 * seconds / predicted / 2  # well before all 512 tokens

@@ -44,6 +44,8 @@ class CompletionsSettings(BaseModel):
     openai_api: Literal["completions", "chat", "infill", "fim", "ollama"] = "completions"
     openai_fim_template: FimName = "auto"
     openai_timeout: float = Field(default=10.0, gt=0)
+    # A generation is cut (and what it has answered) after this many seconds; none if unset.
+    openai_time_budget: float | None = Field(default=None, gt=0)
     openai_max_connections: int = Field(default=100, ge=1)
 
     anthropic_base_url: str = "https://api.anthropic.com"

@@ -19,6 +19,7 @@ newline-delimited JSON objects ending at `"done": true`.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, Literal
@@ -55,10 +56,12 @@ class OpenAIProvider(Provider):
         fim_template: str = "auto",
         timeout: float = 10.0,
         max_connections: int = 100,
+        time_budget: float | None = None,
     ) -> None:
         if not models:
             raise ValueError("the openai provider needs at least one model name")
         self.models = models
+        self.time_budget = time_budget
         self.api = api
         self.fim_template = fim_template
         if api == "ollama" and fim_template == "suffix":
@@ -200,23 +203,30 @@ class OpenAIProvider(Provider):
     async def _chunks(
         self, prompt: Prompt, model: str, params: Params
     ) -> AsyncGenerator[tuple[str, str | None]]:
-        """(text, finish reason once known) per upstream chunk."""
+        """(text, finish reason once known) per upstream chunk; with a time budget, the stream
+        is closed (and the server stops) at the first chunk past it, finishing on "length"."""
         path, body = self.request(prompt, model, params, stream=True)
         code = CodeBlock() if self.api == "chat" else None
+        budget = self.time_budget
+        deadline = time.monotonic() + budget if budget is not None else None
         with upstream_errors():
             async with self.http.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     check_status(response)
-                async for data in self._events(response):
-                    text = self._text(data)
-                    if code is not None:
-                        text = code.feed(text)
-                    yield text, self._finish(data)
+                async with aclosing(self._events(response)) as events:
+                    async for data in events:
+                        text = self._text(data)
+                        if code is not None:
+                            text = code.feed(text)
+                        if deadline is not None and time.monotonic() > deadline:
+                            yield text, self._finish(data) or "length"
+                            break
+                        yield text, self._finish(data)
                 if code is not None:
                     yield code.finish(), None
 
-    async def _events(self, response: Any) -> AsyncIterator[dict[str, Any]]:
+    async def _events(self, response: Any) -> AsyncGenerator[dict[str, Any]]:
         """The stream's JSON objects, until its end marker."""
         if self.api == "ollama":
             async for line in response.aiter_lines():

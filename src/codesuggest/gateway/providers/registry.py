@@ -86,6 +86,7 @@ def build_registry(settings: CompletionsSettings) -> ProviderRegistry:
                 api=s.openai_api,
                 fim_template=s.openai_fim_template,
                 timeout=s.openai_timeout,
+                time_budget=s.openai_time_budget,
                 max_connections=s.openai_max_connections,
             )
         )

@@ -144,10 +144,10 @@ async def test_gateway_down_falls_back_to_monolith_then_direct_after_breaker(sta
 async def test_gateway_5xx_opens_breaker_growing_five_fold(stack):
     client, clock, _ = make_client(stack)
     try:
-        stack.world.gateway_statuses = [503]
+        stack.world.gateway_statuses = [503, 503]  # the answer and its one retry
         assert (await client.complete(REQUEST)).path == "monolith"
         clock.advance(1.01)
-        stack.world.gateway_statuses = [503]  # the half-open probe fails too
+        stack.world.gateway_statuses = [503, 503]  # the half-open probe fails too
         assert (await client.complete(REQUEST)).path == "monolith"
         clock.advance(4.9)
         assert (await client.complete(REQUEST)).path == "monolith"
@@ -155,7 +155,7 @@ async def test_gateway_5xx_opens_breaker_growing_five_fold(stack):
         assert (await client.complete(REQUEST)).path == "direct"
     finally:
         await client.aclose()
-    assert len(stack.world.gateway_requests) == 3  # nothing sent direct while open
+    assert len(stack.world.gateway_requests) == 5  # nothing sent direct while open
 
 
 async def test_gateway_401_once_refreshes_details_once_and_retries_once(stack):

@@ -50,7 +50,13 @@ def wait_until(check, timeout: float = 30.0, what: str = "condition") -> None:  
 
 
 class GatewayProcess:
-    def __init__(self, data_dir: Path, issuer_url: str, key_file: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        issuer_url: str,
+        key_file: Path,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = data_dir / "gateway.log"
@@ -61,10 +67,12 @@ class GatewayProcess:
             CODESUGGEST_GATEWAY_SIGNING_KEY_FILE=str(key_file),
             CODESUGGEST_GATEWAY_TRUSTED_ISSUERS=f'[{{"url": "{issuer_url}", "kind": "portal"}}]',
         )
+        env.update(extra_env or {})
         self.env = env
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> GatewayProcess:
+    def start(self, ready: bool = True) -> GatewayProcess:
+        """Start; wait until ready, or (`ready=False`) only until it answers at all."""
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -80,15 +88,16 @@ class GatewayProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        wait_until(self._ready, what=f"gateway on {self.url} ({self.log})")
+        path = "/monitoring/ready" if ready else "/monitoring/healthz"
+        wait_until(lambda: self.answers(path), what=f"gateway on {self.url} ({self.log})")
         return self
 
-    def _ready(self) -> bool:
+    def answers(self, path: str = "/monitoring/ready") -> bool:
         assert self.process is not None
         if self.process.poll() is not None:
             raise RuntimeError(f"gateway exited: {self.log.read_text()[-2000:]}")
         try:
-            return httpx.get(self.url + "/monitoring/ready", timeout=1).status_code == 200
+            return httpx.get(self.url + path, timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

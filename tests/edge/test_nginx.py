@@ -63,7 +63,24 @@ def test_rendered_routes_and_limits() -> None:
     assert "listen 8443;" in text
     assert "proxy_pass http://codesuggest_gateway/;" in text
     assert "proxy_pass http://codesuggest_gateway/v1/code/user_access_token;" in text
-    assert text.count("proxy_buffering off;") == 2 and "keepalive 64;" in text
+    assert text.count("proxy_buffering off;") == 3 and "keepalive 64;" in text
+    assert "zone=codesuggest_per_user:10m rate=7r/s" in text
+    assert "zone=codesuggest_per_instance:10m rate=100r/s" in text
+
+
+def test_posts_move_to_the_next_replica_only_where_safe() -> None:
+    text = render(NginxOptions(gateways=["http://a:1", "http://b:2", "http://c:3", "http://d:4"]))
+    blocks = {
+        name: text.split(f"location {name} {{", 1)[1].split("}", 1)[0]
+        for name in ("/ai/", "/ai/v2/", "= /auth/v1/code/user_access_token")
+    }
+    for name in ("/ai/v2/", "= /auth/v1/code/user_access_token"):
+        assert "http_503 non_idempotent;" in blocks[name]
+        assert "proxy_request_buffering on;" in blocks[name]  # the body can be sent again
+        assert "proxy_next_upstream_tries 3;" in blocks[name]
+    assert "non_idempotent" not in blocks["/ai/"]
+    assert "zone=codesuggest_per_instance" in blocks["= /auth/v1/code/user_access_token"]
+    assert "zone=codesuggest_per_user" in blocks["/ai/v2/"]
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,12 @@ def test_issuer_down_at_start_then_up(tmp_path) -> None:
         response = httpx.get(f"{gateway.url}/monitoring/ready")
         assert response.status_code == 503
         assert response.json()["missing_issuers"] == [portal.url]
-        assert protected(gateway.url, portal.instance_token(clock=clock)).status_code == 401
+        # Neither accepted nor refused: 503 + Retry-After, never 401 (the edge tries another
+        # replica, the instance and the client retry later).
+        refused = protected(gateway.url, portal.instance_token(clock=clock))
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "5"
+        assert "keys" in refused.json()["detail"]
         portal.start()
         wait_until(lambda: ready(gateway.url), what="ready after issuer comes up")
         assert protected(gateway.url, portal.instance_token(clock=clock)).status_code == 200

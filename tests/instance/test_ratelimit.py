@@ -16,6 +16,7 @@ import redis
 
 from codesuggest.instance import admin, seats
 from codesuggest.instance.app import create_app
+from codesuggest.instance.errors import InstanceError
 from codesuggest.instance.models import utc
 from codesuggest.instance.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from codesuggest.instance.settings import InstanceSettings
@@ -135,17 +136,22 @@ def test_memory_limiter_counts_per_user_and_window() -> None:
     assert asyncio.run(hits("a", 1)) == [True]
 
 
-def test_redis_outage_falls_back_to_counting_in_process(prefix: str) -> None:
+def test_redis_outage_is_a_503_with_retry_after(prefix: str) -> None:
+    """Counting per process would let every process through up to the limit."""
     clock = ManualClock(1200.0)
 
-    async def scenario() -> list[bool]:
+    async def scenario() -> InstanceError:
         limiter = RedisRateLimiter(f"redis://127.0.0.1:{free_port()}/0", prefix, clock)
         try:
-            return [(await limiter.hit("x", "a", 2)).allowed for _ in range(3)]
+            with pytest.raises(InstanceError) as info:
+                await limiter.hit("x", "a", 2)
+            return info.value
         finally:
             await limiter.aclose()
 
-    assert asyncio.run(scenario()) == [True, True, False]
+    refused = asyncio.run(scenario())
+    assert refused.status == 503 and refused.body["error"] == "redis_unavailable"
+    assert int(refused.headers["Retry-After"]) > 0
 
 
 def test_redis_outage_still_mints_the_token(prefix: str) -> None:

@@ -15,6 +15,17 @@ from codesuggest.client.responses import error_message
 DIRECT_PATH = "/v2/completions"
 MONOLITH_PATH = "/api/v4/code_suggestions/completions"
 DEFAULT_TIMEOUT = 5.0
+RETRIED_STATUSES = frozenset({502, 503})
+"""What the edge answers when a replica died or is not ready, before any byte of an answer:
+nothing was served, so the completion is sent once more."""
+CONNECTION_LOST = (
+    httpx.ConnectError,
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx.WriteError,
+)
+"""The connection failed or died before the answer's first byte. The pool drops that connection,
+so the one retry goes out on another. Timeouts are not retried: a slow server stays slow."""
 
 
 class PathFailed(Exception):
@@ -88,10 +99,18 @@ async def post_monolith(
 async def _post(
     http: httpx.AsyncClient, url: str, headers: dict[str, str], payload: dict[str, Any]
 ) -> Reply:
-    try:
-        response = await http.post(url, headers=headers, json=payload)
-    except httpx.HTTPError as exc:
-        raise PathFailed(f"{type(exc).__name__} calling {url}") from exc
+    for attempt in (1, 2):
+        try:
+            response = await http.post(url, headers=headers, json=payload)
+        except CONNECTION_LOST as exc:
+            if attempt == 1:
+                continue
+            raise PathFailed(f"{type(exc).__name__} calling {url} (retried once)") from exc
+        except httpx.HTTPError as exc:
+            raise PathFailed(f"{type(exc).__name__} calling {url}") from exc
+        if attempt == 1 and response.status_code in RETRIED_STATUSES:
+            continue
+        break
     seconds = response.elapsed.total_seconds()
     if response.status_code >= 500:
         raise PathFailed(f"HTTP {response.status_code} from {url}")

@@ -18,8 +18,17 @@ def nginx_config(
         list[str], typer.Option("--gateway", help="Gateway origin, e.g. http://10.0.0.5:8183.")
     ],
     listen: Annotated[str, typer.Option(help="nginx `listen` value: port or addr:port.")] = "8080",
-    rate: Annotated[str, typer.Option(help="Requests per client IP, e.g. 50r/s.")] = "50r/s",
+    rate: Annotated[
+        str, typer.Option(help="Requests per user (X-Gitlab-Global-User-Id), e.g. 50r/s.")
+    ] = "50r/s",
     burst: Annotated[int, typer.Option(help="Requests over the rate let through at once.")] = 100,
+    mint_rate: Annotated[
+        str,
+        typer.Option(help="Token mints per instance (X-Gitlab-Instance-Id), e.g. 100r/s."),
+    ] = "100r/s",
+    mint_burst: Annotated[
+        int, typer.Option(help="Mints over the mint rate let through at once.")
+    ] = 1000,
     max_body: Annotated[str, typer.Option(help="Largest request body, e.g. 1m.")] = "1m",
     runtime_dir: Annotated[
         str | None,
@@ -38,6 +47,8 @@ def nginx_config(
         listen=listen,
         rate=rate,
         burst=burst,
+        mint_rate=mint_rate,
+        mint_burst=mint_burst,
         max_body=max_body,
         runtime_dir=runtime_dir,
         foreground=foreground,

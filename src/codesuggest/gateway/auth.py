@@ -15,9 +15,10 @@ from fastapi import Request
 from codesuggest.common.logs import get_logger
 from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.context import ContextDep, GatewayContext
-from codesuggest.gateway.errors import GatewayError, forbidden, unauthorized
+from codesuggest.gateway.errors import GatewayError, forbidden, keys_unavailable, unauthorized
 from codesuggest.gateway.metrics import GatewayMetrics
 from codesuggest.tokens import TokenError, is_user_token
+from codesuggest.tokens.errors import KeysUnavailable
 
 log = get_logger("codesuggest.gateway.auth")
 
@@ -51,6 +52,10 @@ async def authenticate(request: Request, context: GatewayContext) -> Caller:
         try:
             claims = await trust.verifier.verify(token)
             trust.check_kind(claims)
+        except KeysUnavailable as exc:
+            # Not a refusal: another replica (or this one, later) can answer. Never a 401.
+            log.warning("token not checked", reason=exc.reason, detail=str(exc))
+            raise _refuse(metrics, exc.reason, keys_unavailable()) from None
         except TokenError as exc:
             log.info("token refused", reason=exc.reason, detail=str(exc))
             raise _refuse(metrics, exc.reason, unauthorized(FORBIDDEN_BY_PROVIDER)) from None

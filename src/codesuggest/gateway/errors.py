@@ -22,6 +22,16 @@ def unauthorized(message: str) -> GatewayError:
     return GatewayError(401, {"error": message})
 
 
+KEYS_UNAVAILABLE = "Token keys unavailable: the issuer's keys are not loaded yet. Try again later."
+KEYS_RETRY_AFTER = "5"
+
+
+def keys_unavailable() -> GatewayError:
+    """503: the token's issuer is unreachable and its keys are not loaded, so the token can be
+    neither accepted nor refused (the edge sends the request to another replica)."""
+    return GatewayError(503, {"detail": KEYS_UNAVAILABLE}, {"Retry-After": KEYS_RETRY_AFTER})
+
+
 def forbidden(detail: str) -> GatewayError:
     return GatewayError(403, {"detail": detail})
 

@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from codesuggest.common.logs import RequestIdMiddleware, get_logger
 from codesuggest.common.web import health_router, install_crash_handler
-from codesuggest.instance import usage_sink
+from codesuggest.instance import errors, usage_sink
 from codesuggest.instance.admin_ui import routes as admin_pages
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.errors import ORIGIN_HEADER, GatewayRefused, InstanceError
@@ -56,6 +58,16 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         fields = ", ".join(".".join(map(str, e["loc"][1:])) or "body" for e in exc.errors())
         return JSONResponse({"error": f"{fields} is invalid"}, status_code=400, headers=ORIGIN)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        """The database is down or unreachable: 503, one log line, no traceback. The pool
+        pre-pings, so the first request after the database is back succeeds."""
+        log.warning("database unavailable", path=request.url.path, error=type(exc).__name__)
+        down = errors.unavailable(*errors.DATABASE_DOWN)
+        return JSONResponse(down.body, status_code=503, headers={**down.headers, **ORIGIN})
 
     body = {"message": "500 Internal Server Error"}
     install_crash_handler(app, "codesuggest.instance", body, headers=ORIGIN)

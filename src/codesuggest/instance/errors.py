@@ -47,8 +47,21 @@ def too_many_requests(retry_after: int) -> InstanceError:
     )
 
 
-def unavailable(message: str, error: str) -> InstanceError:
-    return InstanceError(503, {"message": message, "error": error})
+RETRY_AFTER = "5"
+"""Seconds a client waits before asking again when a dependency is down (every 503 says it)."""
+
+
+def unavailable(message: str, error: str, retry_after: str | None = None) -> InstanceError:
+    """503: a dependency (database, Redis, portal token, gateway) cannot serve right now."""
+    return InstanceError(
+        503, {"message": message, "error": error}, {"Retry-After": retry_after or RETRY_AFTER}
+    )
+
+
+DATABASE_DOWN = (
+    "The database is unavailable. Try again later.",
+    "database_unavailable",
+)
 
 
 class GatewayRefused(Exception):

@@ -2,6 +2,8 @@
 
 With a Redis URL the counters live in Redis, so every instance process behind a load balancer
 shares them; otherwise they live in this process. Windows come from the injectable clock.
+While Redis is down a limited request is answered 503 with `Retry-After` (a limit counted per
+process would let N processes through N times over).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Protocol
 import redis.asyncio as aioredis
 
 from codesuggest.common.logs import get_logger
+from codesuggest.instance.errors import unavailable
 from codesuggest.tokens import Clock
 
 log = get_logger("codesuggest.instance.ratelimit")
@@ -60,14 +63,15 @@ class MemoryRateLimiter:
 
 
 class RedisRateLimiter:
-    """INCR on `<prefix>rl:<name>:<subject>:<window>` with an expiry; if Redis fails the request
-    is counted in process instead (logged), so an outage does not take the endpoint down."""
+    """INCR on `<prefix>rl:<name>:<subject>:<window>` with an expiry; if Redis fails, raises
+    the instance's 503 (one log line)."""
 
     def __init__(self, url: str, prefix: str, clock: Clock) -> None:
-        self.redis = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        # A refused connection fails at once; the timeouts only bound a Redis that hangs (and
+        # leave room for a busy event loop, which is no outage).
+        self.redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0)
         self.prefix = prefix
         self.clock = clock
-        self.fallback = MemoryRateLimiter(clock)
 
     async def hit(self, name: str, subject: str, limit: int) -> Decision:
         index, retry_after = _window(self.clock)
@@ -78,8 +82,10 @@ class RedisRateLimiter:
                 pipe.expire(key, WINDOW * 2)
                 count, _ = await pipe.execute()
         except (aioredis.RedisError, OSError) as exc:
-            log.warning("rate limit store unavailable, counting in process", error=str(exc))
-            return await self.fallback.hit(name, subject, limit)
+            log.warning("redis unavailable", call="rate limit", error=type(exc).__name__)
+            raise unavailable(
+                "The rate-limit store (Redis) is unavailable. Try again later.", "redis_unavailable"
+            ) from None
         return Decision(allowed=int(count) <= limit, retry_after=retry_after)
 
     async def aclose(self) -> None:

@@ -81,9 +81,11 @@ async def mint_user_token(
         )
     if response.status_code != 200:
         log.warning("gateway refused to mint", status=response.status_code)
+        # 429/503 from the edge or the gateway: the client waits as long as they asked.
         raise errors.unavailable(
             f"The AI gateway failed to issue a token (HTTP {response.status_code})",
             "gateway_error",
+            response.headers.get("retry-after"),
         )
     try:
         body: Any = response.json()

@@ -133,6 +133,10 @@ class _AsIssuer:
     def ready(self) -> bool:
         return self.source.ready
 
+    @property
+    def reachable(self) -> bool:
+        return self.source.reachable
+
     def get(self, kid: str) -> PublicKey | None:
         return self.source.get(kid)
 

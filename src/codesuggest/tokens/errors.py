@@ -32,6 +32,13 @@ class UnknownKey(TokenError):
     reason = "unknown_kid"
 
 
+class KeysUnavailable(TokenError):
+    """The issuer's keys could not be loaded (it is unreachable): the token can be neither
+    accepted nor refused yet, so the caller should try again rather than give up."""
+
+    reason = "keys_unavailable"
+
+
 class BadSignature(TokenError):
     reason = "bad_signature"
 

@@ -15,6 +15,11 @@ class KeySource(Protocol):
         """True once keys are loaded."""
         ...
 
+    @property
+    def reachable(self) -> bool:
+        """False while the newest attempt to load keys failed (the issuer is unreachable)."""
+        ...
+
     def get(self, kid: str) -> PublicKey | None:
         """The key for `kid` from what is cached; never does I/O."""
         ...
@@ -34,6 +39,10 @@ class LocalKeySet:
     @property
     def ready(self) -> bool:
         return bool(self.keys)
+
+    @property
+    def reachable(self) -> bool:
+        return True
 
     def get(self, kid: str) -> PublicKey | None:
         return self.keys.get(kid)

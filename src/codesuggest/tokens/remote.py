@@ -61,6 +61,7 @@ class RemoteKeySet:
         self.fetched_at: float | None = None
         self.max_age = default_max_age
         self.last_attempt: float | None = None
+        self.last_failed = False
         self.fetch_count = 0
         self._inflight: asyncio.Task[bool] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -69,6 +70,10 @@ class RemoteKeySet:
     @property
     def ready(self) -> bool:
         return bool(self.keys)
+
+    @property
+    def reachable(self) -> bool:
+        return not self.last_failed
 
     def get(self, kid: str) -> PublicKey | None:
         return self.keys.get(kid)
@@ -107,9 +112,11 @@ class RemoteKeySet:
                 "key refresh failed",
                 extra={"issuer": self.issuer, "error": f"{type(exc).__name__}: {exc}"},
             )
+            self.last_failed = True
             if self.on_refresh:
                 self.on_refresh(self.issuer, "error")
             return False
+        self.last_failed = False
         self.keys = keys
         self.fetched_at = self.clock.now()
         match = _MAX_AGE.search(response.headers.get("cache-control", ""))

@@ -96,6 +96,8 @@ class Verifier:
         if source is None:
             raise errors.UnknownIssuer(f"issuer {iss!r} is not trusted")
         key = source.get(kid) or await source.lookup_unknown(kid)
+        if key is None and not source.reachable:
+            raise errors.KeysUnavailable(f"keys of {source.issuer} could not be loaded")
         if key is None:
             raise errors.UnknownKey(f"kid {kid!r} is not published by {source.issuer}")
         try:

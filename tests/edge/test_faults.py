@@ -1,0 +1,190 @@
+"""Replica faults behind the real nginx edge: a replica that lacks an issuer's keys, a mass start
+of one instance's users, and a replica SIGKILLed under load."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import signal
+from collections import Counter
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from codesuggest.client.details import ConnectionDetails
+from codesuggest.client.transports import new_http_client, post_direct
+from codesuggest.tokens import PrivateKey
+from edge.conftest import GatewayProcess, Nginx, nginx_options, wait_until
+from edge.test_nginx import INSTANCE_ID, completion, mint_headers, user_headers
+from support.issuer import Issuer
+
+MINT = "/auth/v1/code/user_access_token"
+# Retry key fetches every second at most, so a replica becomes ready soon after its issuer.
+FAST_KEY_RETRY = {"CODESUGGEST_GATEWAY_JWKS_RETRY_MAX": "1"}
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory, issuer: Issuer) -> Iterator[list[GatewayProcess]]:  # type: ignore[no-untyped-def]
+    root = tmp_path_factory.mktemp("fault-gateways")
+    key_file = root / "signing.pem"
+    PrivateKey.generate().write(key_file)
+    started: list[GatewayProcess] = []
+    try:
+        for index in range(2):
+            data_dir = root / f"gateway-{index}"
+            data_dir.mkdir()
+            process = GatewayProcess(data_dir, issuer.url, key_file, FAST_KEY_RETRY)
+            started.append(process.start())
+        yield started
+    finally:
+        for gateway in started:
+            gateway.stop()
+
+
+def mint_for(issuer: Issuer, user: str) -> dict[str, str]:
+    return mint_headers(issuer) | {"X-Gitlab-Global-User-Id": user}
+
+
+def test_a_replica_without_the_issuers_keys_causes_no_401(
+    edge: Nginx, gateways: list[GatewayProcess], issuer: Issuer
+) -> None:
+    not_ready = gateways[0]
+    issuer.stop()  # the portal is unreachable while one replica restarts
+    try:
+        not_ready.stop()
+        not_ready.start(ready=False)
+        readiness = httpx.get(not_ready.url + "/monitoring/ready")
+        assert readiness.status_code == 503 and readiness.json()["missing_issuers"]
+        # Asked directly, it says "not now" rather than "no".
+        direct = httpx.post(
+            not_ready.url + "/v1/code/user_access_token", headers=mint_headers(issuer)
+        )
+        assert direct.status_code == 503, direct.text
+        assert int(direct.headers["retry-after"]) > 0
+        with httpx.Client(base_url=edge.url, timeout=30) as client:
+            minted = [client.post(MINT, headers=mint_for(issuer, f"u{i}")) for i in range(20)]
+            assert [r.status_code for r in minted] == [200] * 20, [r.text for r in minted]
+            # Its own user tokens it can check: completions are served by either replica.
+            token = minted[0].json()["token"]
+            headers = user_headers(token) | {"X-Gitlab-Global-User-Id": "u0"}
+            answers = [
+                client.post("/ai/v2/completions", headers=headers, json=completion())
+                for _ in range(6)
+            ]
+            assert [r.status_code for r in answers] == [200] * 6
+        metrics = httpx.get(not_ready.url + "/metrics").text
+        assert 'codesuggest_gateway_auth_failures_total{reason="keys_unavailable"}' in metrics
+    finally:
+        issuer.start()
+    wait_until(not_ready.answers, what="the replica ready once its issuer is back")
+    assert (
+        httpx.post(
+            not_ready.url + "/v1/code/user_access_token", headers=mint_headers(issuer)
+        ).status_code
+        == 200
+    )
+
+
+def test_one_instances_mass_start_gets_no_429_from_the_default_edge(
+    edge: Nginx, issuer: Issuer
+) -> None:
+    """500 first `direct_access` calls: 500 mints from one instance, at once."""
+
+    async def burst() -> Counter[int]:
+        limits = httpx.Limits(max_connections=64)
+        async with httpx.AsyncClient(base_url=edge.url, timeout=60, limits=limits) as client:
+            gate = asyncio.Semaphore(64)
+
+            async def one(i: int) -> int:
+                async with gate:
+                    reply = await client.post(MINT, headers=mint_for(issuer, f"mass-{i}"))
+                    return reply.status_code
+
+            return Counter(await asyncio.gather(*(one(i) for i in range(500))))
+
+    assert asyncio.run(burst()) == Counter({200: 500})
+
+
+def test_limits_are_per_user_and_per_instance(
+    nginx_bin: str, gateways: list[GatewayProcess], issuer: Issuer
+) -> None:
+    options, runtime = nginx_options(
+        [g.url for g in gateways], rate="1r/m", burst=2, mint_rate="1r/m", mint_burst=1
+    )
+    nginx = Nginx(nginx_bin, options, runtime).start()
+    try:
+        with httpx.Client(base_url=nginx.url, timeout=30) as client:
+
+            def complete(user: str) -> int:
+                headers = {"X-Gitlab-Global-User-Id": user}
+                return client.post("/ai/v2/completions", headers=headers, json={}).status_code
+
+            noisy = [complete("noisy") for _ in range(5)]
+            assert noisy[:3] == [401] * 3 and noisy[3:] == [429, 429]  # the gateway's 401
+            assert complete("quiet") == 401  # another user's budget is untouched
+
+            def mint(instance: str) -> int:
+                headers = mint_headers(issuer) | {"X-Gitlab-Instance-Id": instance}
+                return client.post(MINT, headers=headers).status_code
+
+            assert [mint(INSTANCE_ID) for _ in range(3)][2] == 429
+            other = "99999999-2222-3333-4444-555555555555"
+            assert mint(other) != 429  # (401: the header disagrees with the signed claim)
+    finally:
+        nginx.stop()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def test_a_replica_sigkilled_under_load_fails_no_completion(
+    edge: Nginx, gateways: list[GatewayProcess], issuer: Issuer
+) -> None:
+    """A bounded burst through the client library's transport, as an IDE sends it."""
+    users = [f"load-{i}" for i in range(8)]  # each within its edge rate limit
+    with httpx.Client(base_url=edge.url, timeout=30) as client:
+        details = []
+        for user in users:
+            minted = client.post(MINT, headers=mint_for(issuer, user)).json()
+            headers = user_headers(minted["token"]) | {"X-Gitlab-Global-User-Id": user}
+            del headers["Authorization"], headers["X-Gitlab-Authentication-Type"]
+            details.append(
+                ConnectionDetails(
+                    edge.url + "/ai",
+                    minted["token"],
+                    minted["expires_at"],
+                    headers,
+                    None,
+                    0.0,
+                    minted["expires_at"],
+                )
+            )
+    victim = gateways[1]
+
+    async def load() -> Counter[str]:
+        outcomes: Counter[str] = Counter()
+        async with new_http_client(30) as http:
+            gate = asyncio.Semaphore(16)
+
+            async def one(i: int) -> None:
+                async with gate:
+                    if i == 60:
+                        assert victim.process is not None
+                        victim.process.send_signal(signal.SIGKILL)
+                    try:
+                        await post_direct(http, details[i % len(users)], completion(), "1.0")
+                    except Exception as exc:  # noqa: BLE001 - counted, and shown if any
+                        outcomes[f"{type(exc).__name__}: {exc}"] += 1
+                    else:
+                        outcomes["served"] += 1
+
+            await asyncio.gather(*(one(i) for i in range(240)))
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(load())
+        log = [line for line in edge.error_log().splitlines() if "limiting" not in line]
+        assert outcomes == Counter({"served": 240}), "\n".join(log[-30:])
+    finally:
+        assert victim.process is not None
+        victim.process.wait(15)
+        victim.start()

@@ -101,7 +101,9 @@ def test_assigning_past_the_seat_count_is_refused(store: Store) -> None:
         assert seats.unassign(s, "seat-b")
         seats.assign(s, "seat-c", now())
         listing = seats.list_seats(s)
-    assert listing == [{"group": None, "seats": 2, "assigned": ["seat-a", "seat-c"]}]
+    assert listing == [
+        {"group": None, "seats": 2, "licensed": None, "assigned": ["seat-a", "seat-c"]}
+    ]
 
 
 def test_saas_seats_need_group_membership(store: Store) -> None:

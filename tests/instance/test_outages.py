@@ -157,9 +157,7 @@ def test_database_stopped_gives_503_with_retry_after_then_recovers(instance: Ins
         assert httpx.get(instance.url + "/monitoring/ready").status_code == 503
     finally:
         instance.database.start()
-    wait_until(
-        lambda: instance.direct_access().status_code == 201, timeout=30, what="recovery"
-    )
+    wait_until(lambda: instance.direct_access().status_code == 201, timeout=30, what="recovery")
     assert instance.process.poll() is None  # the same process: no restart
     logged = instance.log.read_text(errors="replace")[since:]
     assert len(outage_lines(instance, since, "database unavailable")) == 4
@@ -175,9 +173,7 @@ def test_redis_stopped_gives_503_with_retry_after_then_recovers(instance: Instan
             assert_unavailable(instance.direct_access(), "redis_unavailable")
     finally:
         instance.redis.start()
-    wait_until(
-        lambda: instance.direct_access().status_code == 201, timeout=30, what="recovery"
-    )
+    wait_until(lambda: instance.direct_access().status_code == 201, timeout=30, what="recovery")
     logged = instance.log.read_text(errors="replace")[since:]
     assert len(outage_lines(instance, since, "redis unavailable")) == 3
     assert "Traceback" not in logged

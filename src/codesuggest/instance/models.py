@@ -108,6 +108,9 @@ class AddOnPurchase(Base):
     quantity: Mapped[int] = mapped_column(Integer, nullable=False)
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
     """SaaS: the top-level group that bought it; self-managed: NULL (the whole instance)."""
+    licensed_quantity: Mapped[int | None] = mapped_column(Integer)
+    """Self-managed: the seats the licence allows, brought by the portal sync; NULL until the
+    first sync (and on SaaS). Purchases and assignments never go beyond it."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 
 

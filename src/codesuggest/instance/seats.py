@@ -1,7 +1,8 @@
 """The `code_suggestions` add-on: purchases with a seat count, and seat assignments.
 
-Self-managed: one purchase for the whole instance. SaaS: a purchase belongs to a top-level group
-and only members of that group can hold one of its seats.
+Self-managed: one purchase for the whole instance, bounded by the seats the licence allows
+(`licensed_quantity`, brought by the portal sync: `set_licensed`). SaaS: a purchase belongs to a
+top-level group and only members of that group can hold one of its seats.
 """
 
 from __future__ import annotations
@@ -54,15 +55,39 @@ def assigned_count(session: Session, purchase_id: int) -> int:
     return session.scalar(query) or 0
 
 
+def _beyond_licence(licensed: int, wanted: str) -> SeatError:
+    return SeatError(
+        f"the licence allows {licensed} code_suggestions seats: {wanted}. Buy more seats "
+        "for the licence on the portal, then run `codesuggest instance sync --force`"
+    )
+
+
+def set_licensed(session: Session, licensed: int, now: datetime) -> AddOnPurchase:
+    """The portal sync's seat count for the instance-wide purchase (created with that many
+    seats when there is none, as the add-on purchase arrives with the licence). A lower
+    count than the seats assigned takes no seat away, but no new one is given."""
+    row = _purchase(session, None)
+    if row is None:
+        row = AddOnPurchase(add_on=ADD_ON, quantity=licensed, group_id=None, created_at=now)
+        session.add(row)
+    row.licensed_quantity = licensed
+    session.flush()
+    return row
+
+
 def purchase(
     session: Session, count: int, now: datetime, group: str | None = None
 ) -> AddOnPurchase:
-    """Create the add-on purchase or change its seat count (never below the seats in use)."""
+    """Create the add-on purchase or change its seat count (never below the seats in use,
+    never above what the licence allows)."""
     if count < 0:
         raise SeatError("the seat count cannot be negative")
     group_row = _group(session, group)
     group_id = group_row.id if group_row else None
     row = _purchase(session, group_id)
+    licensed = row.licensed_quantity if row is not None else None
+    if licensed is not None and count > licensed:
+        raise _beyond_licence(licensed, f"cannot purchase {count}")
     if row is None:
         row = AddOnPurchase(add_on=ADD_ON, quantity=count, group_id=group_id, created_at=now)
         session.add(row)
@@ -94,6 +119,8 @@ def assign(session: Session, username: str, now: datetime, group: str | None = N
     # Lock the purchase row (PostgreSQL) so two concurrent assigns cannot both take the last seat.
     session.execute(select(AddOnPurchase.id).where(AddOnPurchase.id == row.id).with_for_update())
     used = assigned_count(session, row.id)
+    if row.licensed_quantity is not None and used >= row.licensed_quantity:
+        raise _beyond_licence(row.licensed_quantity, f"{used} are assigned; unassign a user first")
     if used >= row.quantity:
         raise SeatError(
             f"all {row.quantity} code_suggestions seats are assigned: "
@@ -132,7 +159,12 @@ def list_seats(session: Session) -> list[dict[str, object]]:
             .order_by(User.username)
         ).all()
         result.append(
-            {"group": group.path if group else None, "seats": row.quantity, "assigned": list(users)}
+            {
+                "group": group.path if group else None,
+                "seats": row.quantity,
+                "licensed": row.licensed_quantity,
+                "assigned": list(users),
+            }
         )
     return result
 

@@ -2,8 +2,9 @@
 
 The job asks the portal only when there is no live token, the newest has under 2 days left, or
 an admin forces it. A new token is stored sealed; expired ones are deleted; `serviceToken: null`
-(no add-on any more) deletes them all. A failed call changes nothing stored and is retried with
-back-off by `SyncScheduler`.
+(no add-on any more) deletes them all. The same answer's catalog brings the seats the licence
+allows for the `code_suggestions` add-on, which bound the instance's seats (seats.py). A failed
+call changes nothing stored and is retried with back-off by `SyncScheduler`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from codesuggest.common.logs import get_logger
 from codesuggest.common.sealing import Sealer
+from codesuggest.instance import seats
 from codesuggest.instance.models import ServiceAccessToken, utc
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store, application_settings
@@ -83,10 +85,31 @@ def _scrub(text: str, secret: str | None) -> str:
     return text.replace(secret, "[redacted]") if secret else text
 
 
+@dataclass(frozen=True)
+class PortalAnswer:
+    service_token: dict[str, Any] | None
+    """None: the licence has no add-on any more."""
+    licensed_seats: int | None
+    """Seats of the `code_suggestions` add-on (0 without one); None: no catalog to read."""
+
+
+def _licensed_seats(catalog: Any) -> int | None:
+    if not isinstance(catalog, dict) or not isinstance(catalog.get("services"), list):
+        return None
+    for service in catalog["services"]:
+        if isinstance(service, dict) and service.get("name") == seats.ADD_ON:
+            count = service.get("seats")
+            if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+                return count
+            raise SyncFailed("catalog seats of code_suggestions is not a count")
+    return 0
+
+
 async def _ask_portal(
     settings: InstanceSettings, http: httpx.AsyncClient, headers: dict[str, str], version: str
-) -> dict[str, Any] | None:
-    """The `serviceToken` object (None = no add-on), or raise SyncFailed with a log-safe reason."""
+) -> PortalAnswer:
+    """The `serviceToken` object and the licensed seats, or raise SyncFailed with a log-safe
+    reason."""
     try:
         response = await http.post(
             f"{settings.portal_url.rstrip('/')}/graphql",
@@ -121,7 +144,7 @@ async def _ask_portal(
     token = access.get("serviceToken")
     if token is not None and not isinstance(token, dict):
         raise SyncFailed("serviceToken is not an object")
-    return token
+    return PortalAnswer(token, _licensed_seats(access.get("catalog")))
 
 
 def _parse_token(service_token: dict[str, Any], now: datetime) -> tuple[str, datetime]:
@@ -172,14 +195,16 @@ async def sync_once(
         log.warning("token sync failed", reason=result.reason)
         return result
     try:
-        service_token = await _ask_portal(settings, http, headers, version)
-        parsed = None if service_token is None else _parse_token(service_token, now)
+        answer = await _ask_portal(settings, http, headers, version)
+        parsed = None if answer.service_token is None else _parse_token(answer.service_token, now)
     except SyncFailed as exc:
         log.warning("token sync failed", reason=str(exc))
         return SyncResult("failed", str(exc))
 
     def write() -> SyncResult:
         with store.session() as session:
+            if answer.licensed_seats is not None:
+                seats.set_licensed(session, answer.licensed_seats, now)
             if parsed is None:
                 session.execute(delete(ServiceAccessToken))
                 return SyncResult("cleared", "the licence has no code suggestions add-on")

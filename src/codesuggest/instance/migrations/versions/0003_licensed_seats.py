@@ -1,0 +1,23 @@
+"""add_on_purchases.licensed_quantity: the seats the licence allows, from the portal sync
+
+Revision ID: 0003_licensed_seats
+Revises: 0002_usage_events
+Create Date: 2026-12-01
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0003_licensed_seats"
+down_revision = "0002_usage_events"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("add_on_purchases", sa.Column("licensed_quantity", sa.Integer(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("add_on_purchases") as batch:
+        batch.drop_column("licensed_quantity")

@@ -59,6 +59,7 @@ class GatewayProcess:
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.data_dir = data_dir
         self.log = data_dir / "gateway.log"
         env = dict(os.environ)
         env.update(

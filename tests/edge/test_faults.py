@@ -1,11 +1,13 @@
 """Replica faults behind the real nginx edge: a replica that lacks an issuer's keys, a mass start
-of one instance's users, and a replica SIGKILLed under load."""
+of one instance's users, a replica SIGKILLed under load, and one SIGTERMed under load."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import signal
+import sqlite3
 from collections import Counter
 from collections.abc import Iterator
 
@@ -20,8 +22,12 @@ from edge.test_nginx import INSTANCE_ID, completion, mint_headers, user_headers
 from support.issuer import Issuer
 
 MINT = "/auth/v1/code/user_access_token"
-# Retry key fetches every second at most, so a replica becomes ready soon after its issuer.
-FAST_KEY_RETRY = {"CODESUGGEST_GATEWAY_JWKS_RETRY_MAX": "1"}
+REPLICA_ENV = {
+    # Retry key fetches every second at most: a replica is ready soon after its issuer.
+    "CODESUGGEST_GATEWAY_JWKS_RETRY_MAX": "1",
+    # On SIGTERM: not ready, still serving, for 1 s; then finish in-flight work and stop.
+    "CODESUGGEST_GATEWAY_SHUTDOWN_DELAY": "1",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +40,7 @@ def gateways(tmp_path_factory, issuer: Issuer) -> Iterator[list[GatewayProcess]]
         for index in range(2):
             data_dir = root / f"gateway-{index}"
             data_dir.mkdir()
-            process = GatewayProcess(data_dir, issuer.url, key_file, FAST_KEY_RETRY)
+            process = GatewayProcess(data_dir, issuer.url, key_file, REPLICA_ENV)
             started.append(process.start())
         yield started
     finally:
@@ -136,28 +142,29 @@ def test_limits_are_per_user_and_per_instance(
         shutil.rmtree(runtime, ignore_errors=True)
 
 
+def connection_details(edge: Nginx, issuer: Issuer, users: list[str]) -> list[ConnectionDetails]:
+    """What `direct_access` gives each user's IDE (minted through the edge)."""
+    details = []
+    with httpx.Client(base_url=edge.url, timeout=30) as client:
+        for user in users:
+            minted = client.post(MINT, headers=mint_for(issuer, user)).json()
+            headers = user_headers(minted["token"]) | {"X-Gitlab-Global-User-Id": user}
+            del headers["Authorization"], headers["X-Gitlab-Authentication-Type"]
+            expires = minted["expires_at"]
+            details.append(
+                ConnectionDetails(
+                    edge.url + "/ai", minted["token"], expires, headers, None, 0.0, expires
+                )
+            )
+    return details
+
+
 def test_a_replica_sigkilled_under_load_fails_no_completion(
     edge: Nginx, gateways: list[GatewayProcess], issuer: Issuer
 ) -> None:
     """A bounded burst through the client library's transport, as an IDE sends it."""
     users = [f"load-{i}" for i in range(8)]  # each within its edge rate limit
-    with httpx.Client(base_url=edge.url, timeout=30) as client:
-        details = []
-        for user in users:
-            minted = client.post(MINT, headers=mint_for(issuer, user)).json()
-            headers = user_headers(minted["token"]) | {"X-Gitlab-Global-User-Id": user}
-            del headers["Authorization"], headers["X-Gitlab-Authentication-Type"]
-            details.append(
-                ConnectionDetails(
-                    edge.url + "/ai",
-                    minted["token"],
-                    minted["expires_at"],
-                    headers,
-                    None,
-                    0.0,
-                    minted["expires_at"],
-                )
-            )
+    details = connection_details(edge, issuer, users)
     victim = gateways[1]
 
     async def load() -> Counter[str]:
@@ -187,4 +194,89 @@ def test_a_replica_sigkilled_under_load_fails_no_completion(
     finally:
         assert victim.process is not None
         victim.process.wait(15)
+        victim.start()
+
+
+def usage_events(gateway: GatewayProcess, prefix: str) -> tuple[set[str], set[str]]:
+    """(event ids shipped to the replica's usage.jsonl, ids still pending in its outbox) of the
+    completion events of users whose id starts with `prefix`."""
+
+    def ours(payload: dict[str, object]) -> bool:
+        user = str(payload.get("global_user_id") or "")
+        return payload.get("name") == "code_suggestion_requested" and user.startswith(prefix)
+
+    shipped: set[str] = set()
+    jsonl = gateway.data_dir / "usage.jsonl"
+    if jsonl.exists():
+        for line in jsonl.read_text().splitlines():
+            payload = json.loads(line)
+            if ours(payload):
+                shipped.add(str(payload["event_id"]))
+    pending: set[str] = set()
+    with sqlite3.connect(gateway.data_dir / "usage-outbox.db") as db:
+        for (text,) in db.execute("SELECT payload FROM outbox WHERE delivered_at IS NULL"):
+            payload = json.loads(text)
+            if ours(payload):
+                pending.add(str(payload["event_id"]))
+    return shipped, pending
+
+
+def test_a_sigtermed_replica_finishes_its_work_and_loses_no_usage_event(
+    edge: Nginx, gateways: list[GatewayProcess], issuer: Issuer
+) -> None:
+    users = [f"term-{i}" for i in range(8)]
+    details = connection_details(edge, issuer, users)
+    victim = gateways[0]
+    readiness: list[tuple[int, str]] = []
+
+    async def watch_readiness() -> None:
+        assert victim.process is not None
+        async with httpx.AsyncClient(timeout=2) as http:
+            while victim.process.poll() is None:
+                try:
+                    reply = await http.get(victim.url + "/monitoring/ready")
+                    readiness.append((reply.status_code, reply.json().get("detail", "")))
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.05)
+
+    async def load() -> Counter[str]:
+        outcomes: Counter[str] = Counter()
+        watcher: asyncio.Task[None] | None = None
+        async with new_http_client(30) as http:
+            gate = asyncio.Semaphore(16)
+
+            async def one(i: int) -> None:
+                nonlocal watcher
+                async with gate:
+                    if i == 40:
+                        assert victim.process is not None
+                        victim.process.send_signal(signal.SIGTERM)
+                        watcher = asyncio.create_task(watch_readiness())
+                    try:
+                        await post_direct(http, details[i % len(users)], completion(), "1.0")
+                    except Exception as exc:  # noqa: BLE001 - counted, and shown if any
+                        outcomes[f"{type(exc).__name__}: {exc}"] += 1
+                    else:
+                        outcomes["served"] += 1
+
+            await asyncio.gather(*(one(i) for i in range(200)))
+        assert watcher is not None
+        await watcher
+        return outcomes
+
+    try:
+        outcomes = asyncio.run(load())
+        assert outcomes == Counter({"served": 200})
+        assert victim.process is not None and victim.process.wait(30) is not None
+        assert (503, "shutting down") in readiness  # not ready first, while still serving
+        counted = set()
+        for gateway in gateways:
+            shipped, pending = usage_events(gateway, "term-")
+            counted |= shipped | pending
+        # Exactly one event per answered completion, across both replicas.
+        assert len(counted) == 200
+        shipped, pending = usage_events(victim, "term-")
+        assert shipped and not pending  # the stopping replica shipped its outbox
+    finally:
         victim.start()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import typer
-import uvicorn
 
-from codesuggest.common.logs import configure
-from codesuggest.common.serving import server_config
+from codesuggest.common.logs import configure, get_logger
+from codesuggest.common.serving import DrainingServer, server_config
 from codesuggest.tokens import PrivateKey
 
+log = get_logger("codesuggest.gateway")
 app = typer.Typer(help="The AI gateway: token authority and completions.", no_args_is_help=True)
 keys_app = typer.Typer(help="The gateway's own signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -25,7 +25,13 @@ def serve(
 
     settings = GatewaySettings()
     configure(settings.log_level)
-    uvicorn.Server(server_config(create_app(settings), host, port)).run()
+    gateway = create_app(settings)
+
+    def drain() -> None:
+        gateway.state.ctx.draining = True
+        log.info("shutting down: not ready", drain_seconds=settings.shutdown_delay)
+
+    DrainingServer(server_config(gateway, host, port), settings.shutdown_delay, drain).run()
 
 
 @keys_app.command("generate")

@@ -30,6 +30,8 @@ class GatewayContext:
     completions: CompletionService
     # What the routes record usage with; the started recorder once `start()` ran.
     usage: UsageRecorder = field(default_factory=NullRecorder)
+    draining: bool = False
+    """Set on SIGTERM: readiness says 503 while requests are still served."""
     _recorder: Outbox | NullRecorder | None = None
 
     @classmethod

@@ -42,6 +42,9 @@ class GatewaySettings(BaseSettings):
     jwks_retry_max: float = 30.0
     jwks_timeout: float = 5.0
     log_level: str = "INFO"
+    shutdown_delay: float = 0.0
+    """Seconds between SIGTERM and closing the port, answering `/monitoring/ready` 503 while
+    still serving, so a load balancer stops sending first (Kubernetes: a few seconds)."""
 
     # --- completions: models and prompts (owned by gateway/completions; docs/models.md) ---
     # env: CODESUGGEST_GATEWAY_COMPLETIONS__<FIELD>, e.g. ..._COMPLETIONS__PROVIDER=openai

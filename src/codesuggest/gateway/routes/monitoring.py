@@ -14,8 +14,10 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/monitoring/ready")
 async def ready(context: ContextDep) -> JSONResponse:
-    """Ready = keys loaded for every trusted issuer, and every model provider able to serve
-    (the embedded engine loads or trains at start)."""
+    """Ready = not shutting down (SIGTERM), keys loaded for every trusted issuer, and every
+    model provider able to serve (the embedded engine loads or trains at start)."""
+    if context.draining:
+        return JSONResponse({"status": "not ready", "detail": "shutting down"}, status_code=503)
     missing = context.trust.missing_issuers()
     loading = context.completions.registry.loading()
     if missing or loading:

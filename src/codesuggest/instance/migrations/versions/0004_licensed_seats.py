@@ -1,15 +1,15 @@
 """add_on_purchases.licensed_quantity: the seats the licence allows, from the portal sync
 
-Revision ID: 0003_licensed_seats
-Revises: 0002_usage_events
+Revision ID: 0004_licensed_seats
+Revises: 0003_admin_pages
 Create Date: 2026-12-01
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_licensed_seats"
-down_revision = "0002_usage_events"
+revision = "0004_licensed_seats"
+down_revision = "0003_admin_pages"
 branch_labels = None
 depends_on = None
 

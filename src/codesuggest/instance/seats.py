@@ -64,13 +64,14 @@ def _beyond_licence(licensed: int, wanted: str) -> SeatError:
 
 def set_licensed(session: Session, licensed: int, now: datetime) -> AddOnPurchase:
     """The portal sync's seat count for the instance-wide purchase (created with that many
-    seats when there is none, as the add-on purchase arrives with the licence). A lower
-    count than the seats assigned takes no seat away, but no new one is given."""
+    seats when there is none, as the add-on purchase arrives with the licence; cut down to it
+    when larger). A count below the seats assigned takes no seat away, but gives no new one."""
     row = _purchase(session, None)
     if row is None:
         row = AddOnPurchase(add_on=ADD_ON, quantity=licensed, group_id=None, created_at=now)
         session.add(row)
     row.licensed_quantity = licensed
+    row.quantity = min(row.quantity, licensed)
     session.flush()
     return row
 

@@ -8,13 +8,11 @@ purchased, assigned, and assigned users who asked for a completion in the window
 
 from __future__ import annotations
 
-import statistics
-from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from codesuggest.instance import admin, seats
@@ -122,15 +120,36 @@ class Dashboard:
             },
         }
 
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
-
-def _percentiles(values: list[float]) -> tuple[float, float]:
-    if len(values) == 1:
-        return values[0], values[0]
-    cuts = statistics.quantiles(values, n=20, method="inclusive")
-    return round(cuts[9], 1), round(cuts[18], 1)
+def _latency(session: Session, where: Any) -> list[DayLatency]:
+    """p50 and p95 per day by the nearest-rank method, ranked in the database (window
+    functions, SQLite and PostgreSQL alike), so only two rows per day come back."""
+    t = usage_events.c
+    ranked = (
+        select(
+            t.day,
+            t.latency_ms,
+            func.row_number().over(partition_by=t.day, order_by=t.latency_ms).label("rank"),
+            func.count().over(partition_by=t.day).label("n"),
+        )
+        .where(where, t.name == REQUESTED, t.status.in_(ANSWERED), t.latency_ms.is_not(None))
+        .subquery()
+    )
+    # ceil(n * p) in integer arithmetic: (n + 1) // 2 and (95 n + 99) // 100.
+    p50_rank, p95_rank = (ranked.c.n + 1) // 2, (ranked.c.n * 95 + 99) // 100
+    query = (
+        select(ranked.c.day, ranked.c.latency_ms, ranked.c.rank, ranked.c.n, p50_rank, p95_rank)
+        .where(or_(ranked.c.rank == p50_rank, ranked.c.rank == p95_rank))
+        .order_by(ranked.c.day)
+    )
+    days: dict[str, DayLatency] = {}
+    for day, latency, rank, n, at_p50, at_p95 in session.execute(query):
+        row = days.setdefault(day, DayLatency(day, 0.0, 0.0, int(n)))
+        if rank == at_p50:
+            row.p50 = round(float(latency), 1)
+        if rank == at_p95:
+            row.p95 = round(float(latency), 1)
+    return list(days.values())
 
 
 def _feedback(session: Session, where: Any) -> tuple[list[Feedback], list[Feedback]]:
@@ -173,15 +192,7 @@ def build(session: Session, secret: str, now: datetime, days: int = 30) -> Dashb
 
     board.languages, board.clients = _feedback(session, ours)
 
-    samples: dict[str, list[float]] = defaultdict(list)
-    query = select(t.day, t.latency_ms).where(
-        ours, t.name == REQUESTED, t.status.in_(ANSWERED), t.latency_ms.is_not(None)
-    )
-    for day, latency in session.execute(query):
-        samples[day].append(float(latency))
-    for day in sorted(samples):
-        p50, p95 = _percentiles(samples[day])
-        board.latency.append(DayLatency(day, p50, p95, len(samples[day])))
+    board.latency = _latency(session, ours)
 
     activity: dict[str, tuple[int, str]] = {
         gid: (int(count), last)

@@ -8,11 +8,13 @@ purchased, assigned, and assigned users who asked for a completion in the window
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from codesuggest.instance import admin, seats
@@ -122,34 +124,21 @@ class Dashboard:
 
 
 def _latency(session: Session, where: Any) -> list[DayLatency]:
-    """p50 and p95 per day by the nearest-rank method, ranked in the database (window
-    functions, SQLite and PostgreSQL alike), so only two rows per day come back."""
+    """p50 and p95 per day by the nearest-rank method (the value at rank ceil(n * p))."""
     t = usage_events.c
-    ranked = (
-        select(
-            t.day,
-            t.latency_ms,
-            func.row_number().over(partition_by=t.day, order_by=t.latency_ms).label("rank"),
-            func.count().over(partition_by=t.day).label("n"),
-        )
-        .where(where, t.name == REQUESTED, t.status.in_(ANSWERED), t.latency_ms.is_not(None))
-        .subquery()
+    query = select(t.day, t.latency_ms).where(
+        where, t.name == REQUESTED, t.status.in_(ANSWERED), t.latency_ms.is_not(None)
     )
-    # ceil(n * p) in integer arithmetic: (n + 1) // 2 and (95 n + 99) // 100.
-    p50_rank, p95_rank = (ranked.c.n + 1) // 2, (ranked.c.n * 95 + 99) // 100
-    query = (
-        select(ranked.c.day, ranked.c.latency_ms, ranked.c.rank, ranked.c.n, p50_rank, p95_rank)
-        .where(or_(ranked.c.rank == p50_rank, ranked.c.rank == p95_rank))
-        .order_by(ranked.c.day)
-    )
-    days: dict[str, DayLatency] = {}
-    for day, latency, rank, n, at_p50, at_p95 in session.execute(query):
-        row = days.setdefault(day, DayLatency(day, 0.0, 0.0, int(n)))
-        if rank == at_p50:
-            row.p50 = round(float(latency), 1)
-        if rank == at_p95:
-            row.p95 = round(float(latency), 1)
-    return list(days.values())
+    samples: dict[str, list[float]] = defaultdict(list)
+    for day, latency in session.execute(query):
+        samples[day].append(latency)
+    result = []
+    for day in sorted(samples):
+        ordered = sorted(samples[day])
+        n = len(ordered)
+        p50, p95 = ordered[math.ceil(n * 0.5) - 1], ordered[math.ceil(n * 0.95) - 1]
+        result.append(DayLatency(day, round(float(p50), 1), round(float(p95), 1), n))
+    return result
 
 
 def _feedback(session: Session, where: Any) -> tuple[list[Feedback], list[Feedback]]:

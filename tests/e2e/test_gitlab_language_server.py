@@ -347,3 +347,4 @@ async def test_a_read_api_token_is_refused_as_needing_api(world: World, realm: s
         "/api/v4/personal_access_tokens/self",
         "/oauth/token/info",
     }
+    assert_answered_like_gitlab(mine, {("/oauth/token/info", 401)})

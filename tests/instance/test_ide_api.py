@@ -360,3 +360,22 @@ def test_the_report_counts_ide_events_per_client_with_the_acceptance_rate(stack:
         headers={"PRIVATE-TOKEN": admin_pat},
     ).json()["rows"]
     assert agent not in {r["key"] for r in gateway_only}
+
+
+def test_over_long_names_in_telemetry_are_cut_not_refused(stack: Stack) -> None:
+    pat, tid = stack.user(), str(uuid.uuid4())
+    response = stack.http.post(
+        "/api/v4/usage_data/track_event",
+        json={
+            "event": "code_suggestion_shown_in_ide",
+            "additional_properties": {
+                "unique_tracking_id": tid,
+                "language": "l" * 100,
+                "model_name": "m" * 300,
+            },
+        },
+        headers={"PRIVATE-TOKEN": pat, "User-Agent": "u" * 400},
+    )
+    assert response.status_code == 200, response.text
+    (row,) = ide_rows(stack, tid)
+    assert (len(row["language"]), len(row["model_name"]), len(row["client_name"])) == (64, 255, 255)

@@ -87,7 +87,7 @@ async def execute(
     body: dict[str, Any] = {"data": result.data}
     status = 200
     if result.errors:
-        errors = []
+        errors: list[Any] = []
         for error in result.errors:
             if _is_crash(error, refusals):
                 status = 500

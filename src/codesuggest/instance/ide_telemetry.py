@@ -8,6 +8,7 @@ belongs to the first user who reported it; another user's report of it is refuse
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
@@ -29,13 +30,17 @@ IDE_EVENTS = {
 SOURCE = "ide"
 
 
-def _clip(limit: int) -> object:
-    """An optional string cut to `limit`: a long IDE name must not lose the event."""
+def _cut(limit: int) -> Callable[[object], object]:
+    """Cut a string to `limit`: a long model name must not lose the event."""
 
-    def clip(value: object) -> object:
+    def cut(value: object) -> object:
         return value[:limit] if isinstance(value, str) else value
 
-    return Annotated[str | None, BeforeValidator(clip)]
+    return cut
+
+
+Short = Annotated[str | None, BeforeValidator(_cut(64))]
+Long = Annotated[str | None, BeforeValidator(_cut(255))]
 
 
 class AdditionalProperties(BaseModel):
@@ -44,9 +49,9 @@ class AdditionalProperties(BaseModel):
     model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
     unique_tracking_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,64}$")
-    language: _clip(64) = None  # type: ignore[valid-type]
-    model_engine: _clip(255) = None  # type: ignore[valid-type]
-    model_name: _clip(255) = None  # type: ignore[valid-type]
+    language: Short = None
+    model_engine: Long = None
+    model_name: Long = None
     suggestion_size: int | None = Field(default=None, ge=0)
 
 

@@ -31,10 +31,9 @@ import httpx
 from codesuggest.common.serving import bind
 from codesuggest.instance import admin, seats, sign_in
 from codesuggest.instance.identity import global_user_id
-from codesuggest.instance.models import utc
+from codesuggest.instance.models import usage_events, utc
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store, application_settings, open_store
-from codesuggest.instance.usage_sink import usage_events
 
 PASSWORD = "benchmark admin password"
 LANGUAGES = ("python", "go", "typescript", "rust", "java")

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.usage.outbox import Outbox
 from codesuggest.gateway.usage.sinks import JsonlSink
 

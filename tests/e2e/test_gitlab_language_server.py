@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import select
 
 from codesuggest.instance import admin
-from codesuggest.instance.usage_sink import usage_events
+from codesuggest.instance.models import usage_events
 from codesuggest.stack.layout import Layout, free_port_base
 from codesuggest.stack.runner import Stack
 from e2e import gitlab_ls

@@ -11,8 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from codesuggest.instance import admin
-from codesuggest.instance.models import PersonalAccessToken
-from codesuggest.instance.usage_sink import usage_events
+from codesuggest.instance.models import PersonalAccessToken, usage_events
 from instance.harness import Stack, stacks
 
 stack = stacks("ide")

@@ -10,21 +10,25 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import httpx
 import pytest
 from fastapi import FastAPI, Request
 
 from codesuggest.common.db import make_engine, upgrade
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.app import create_app as create_gateway
 from codesuggest.gateway.settings import GatewaySettings
-from codesuggest.gateway.usage.events import UsageEvent
 from codesuggest.gateway.usage.outbox import Outbox
 from codesuggest.gateway.usage.recorder import SignedToken
 from codesuggest.gateway.usage.sinks import HttpSink
+from codesuggest.instance import errors
+from codesuggest.instance.app import create_app as create_instance
+from codesuggest.instance.routes import usage
+from codesuggest.instance.routes.deps import current_admin
+from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import MIGRATIONS_DIR
-from codesuggest.instance.usage_sink import UsageSink, router
+from codesuggest.instance.usage_sink import UsageSink
 from codesuggest.tokens import PrivateKey, RemoteKeySet, Signer, SystemClock
 from support.databases import postgres_database
 from support.servers import ServerThread
@@ -32,16 +36,17 @@ from support.servers import ServerThread
 SERVICE = "gitlab-ai-gateway"
 
 
-class NotAdmin(Exception):
-    pass
-
-
 def admin_header(request: Request) -> None:
+    """Stands in for the instance's PAT check: `admin-pat` is an administrator's."""
     if request.headers.get("private-token") != "admin-pat":
-        raise NotAdmin
+        raise errors.forbidden("You must be an administrator")
 
 
 def instance_app(engine, audience: str, gateway_url: str) -> FastAPI:
+    """The usage routes alone, over a real sink; the instance's own dependencies (its context
+    and PAT check) are replaced, as FastAPI allows."""
+    sinks: list[UsageSink] = []
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         http = httpx.AsyncClient()
@@ -50,22 +55,23 @@ def instance_app(engine, audience: str, gateway_url: str) -> FastAPI:
             audience=audience,
             gateway_keys=RemoteKeySet(gateway_url, http),
             gateway_issuer=SERVICE,
-            authorize_admin=admin_header,
             http=http,
         )
-        app.state.ctx = SimpleNamespace(usage_sink=sink)  # the part of InstanceContext used
+        sinks.append(sink)
         await sink.start()
         yield
         await sink.aclose()
 
     app = FastAPI(lifespan=lifespan)
-    app.include_router(router)
+    app.include_router(usage.router)
+    app.dependency_overrides[usage.running_sink] = lambda: sinks[0]
+    app.dependency_overrides[current_admin] = admin_header
 
-    @app.exception_handler(NotAdmin)
-    async def not_admin(_request, _exc):
+    @app.exception_handler(errors.InstanceError)
+    async def refused(_request, exc: errors.InstanceError):
         from fastapi.responses import JSONResponse
 
-        return JSONResponse({"message": "403 Forbidden"}, status_code=403)
+        return JSONResponse(exc.body, status_code=exc.status)
 
     return app
 
@@ -245,12 +251,19 @@ async def test_cli_report_reads_the_instance(gateway, instance):
     assert "403" in denied.output
 
 
-async def test_an_instance_without_a_sink_answers_404():
-    app = FastAPI()
-    app.state.ctx = SimpleNamespace(usage_sink=None)
-    app.include_router(router)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://i") as http:
-        posted = await http.post("/api/v4/usage/events", json={"events": []})
-        reported = await http.get("/api/v4/usage/report")
+async def test_an_instance_without_a_sink_answers_404(tmp_path):
+    settings = InstanceSettings(
+        database_url=f"sqlite:///{tmp_path / 'instance.db'}",
+        data_dir=tmp_path,
+        realm="saas",
+        secret="s" * 32,
+        usage_sink_enabled=False,
+    )
+    app = create_instance(settings)
+    with ServerThread(app) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            posted = await http.post("/api/v4/usage/events", json={"events": []})
+            reported = await http.get("/api/v4/usage/report")
+    app.state.ctx.store.dispose()
     assert (posted.status_code, reported.status_code) == (404, 404)
     assert posted.json() == {"message": "404 Not Found"}

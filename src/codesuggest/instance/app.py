@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from codesuggest.common.logs import RequestIdMiddleware, get_logger
 from codesuggest.common.web import health_router, install_crash_handler
-from codesuggest.instance import errors, usage_sink
+from codesuggest.instance import errors
 from codesuggest.instance.admin_ui import routes as admin_pages
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.errors import ORIGIN_HEADER, GatewayRefused, InstanceError
@@ -27,6 +27,7 @@ from codesuggest.instance.routes import (
     discovery,
     monitoring,
     token_info,
+    usage,
     usage_data,
 )
 from codesuggest.instance.settings import InstanceSettings
@@ -99,8 +100,8 @@ def create_app(settings: InstanceSettings | None = None, clock: Clock | None = N
     app = FastAPI(title="codesuggest instance", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = context
     app.include_router(health_router)
-    routers = (code_suggestions, api, token_info, usage_data, graphql, discovery, monitoring)
-    for module in (*routers, usage_sink):
+    routers = (code_suggestions, api, token_info, usage_data, usage, graphql, discovery, monitoring)
+    for module in routers:
         app.include_router(module.router)
     _install_error_handlers(app)
     admin_pages.install(app)

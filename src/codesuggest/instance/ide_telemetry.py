@@ -18,7 +18,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from codesuggest.instance.access import InstanceInfo
-from codesuggest.instance.usage_sink import usage_events
+from codesuggest.instance.models import usage_events
 
 MAX_BODY = 16_384
 IDE_EVENTS = {

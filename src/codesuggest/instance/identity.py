@@ -78,6 +78,11 @@ def authenticate(session: Session, token: str | None, now: datetime) -> Authenti
     )
 
 
+def require_admin(auth: Authenticated) -> None:
+    if not auth.admin:
+        raise errors.forbidden("You must be an administrator")
+
+
 def require_ai_scope(auth: Authenticated) -> None:
     if not auth.scopes & AI_SCOPES:
         raise errors.insufficient_scope()

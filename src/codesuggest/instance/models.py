@@ -6,15 +6,20 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     Boolean,
+    Column,
+    DateTime,
+    Float,
     ForeignKey,
     Integer,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from codesuggest.common.db import UtcDateTime
+from codesuggest.common.usage import FIELD_LIMITS
 
 
 def utc(epoch: float) -> datetime:
@@ -146,3 +151,37 @@ class CloudConnectorKey(Base):
     """The key that signs; the others are published only (standby before a rotation, or
     retired after one, until `trim`)."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+
+
+def _text(name: str) -> Column[str]:
+    return Column(name, String(FIELD_LIMITS[name]))
+
+
+usage_events = Table(
+    "usage_events",
+    Base.metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("name", String(64), nullable=False),
+    Column("occurred_at", DateTime, nullable=False),  # naive UTC
+    Column("day", String(10), nullable=False, index=True),
+    _text("realm"),
+    _text("instance_id"),
+    Column("global_user_id", String(FIELD_LIMITS["global_user_id"]), index=True),
+    _text("host_name"),
+    _text("language"),
+    _text("model_provider"),
+    _text("model_name"),
+    Column("path", String(16)),
+    _text("status"),
+    Column("latency_ms", Float),
+    Column("suggestion_chars", Integer),
+    Column("count", Integer, nullable=False, default=1),
+    _text("client_name"),
+    _text("client_version"),
+    _text("request_id"),
+    Column("received_at", DateTime, nullable=False),
+    Column("source", String(16)),  # "ide" for IDE telemetry (instance.ide_telemetry)
+    Column("tracking_id", String(64), index=True),
+)
+"""Usage events: the gateway's (`common.usage.UsageEvent`, through the usage sink) and what IDEs
+report (`ide_telemetry`). Core, not ORM: rows are inserted and summed in bulk."""

@@ -1,120 +1,59 @@
-"""The instance as a usage sink: `POST /api/v4/usage/events` takes batches the gateway ships
-(authenticated by a JWT the gateway signs: `iss` = gateway service name, `aud` = this
-instance's URL, `purpose: usage_events`, verified with the gateway's published JWKS) and stores
-them idempotently by `event_id` in `usage_events`; `GET /api/v4/usage/report` sums them up per
-user, day or language for administrators.
-
-Wiring (in the instance app): `app.state.usage_sink = UsageSink.from_settings(settings,
-store.engine, clock)`, `app.include_router(usage_sink.router)`, `await
-app.state.usage_sink.start()` / `aclose()` in the lifespan. The `usage_events` table comes from
-the migration `0002_usage_events`.
-"""
+"""The instance as a usage sink: it takes the batches of events the gateway ships, each with a
+token the gateway signs (`iss` = the gateway's service name, `aud` = this instance's URL,
+`purpose` = `common.usage.TOKEN_PURPOSE`) and verified with the keys the gateway publishes;
+stores them idempotently by `event_id` in `usage_events` (`models.py`); and sums them up by the
+rules of `common.usage.REPORT`. Its routes are `routes/usage.py`; the instance's context starts
+and closes it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import httpx
-from anyio import to_thread
-from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
-from sqlalchemy import (
-    Column,
-    DateTime,
-    Engine,
-    Float,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    and_,
-    case,
-    func,
-    select,
-)
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from codesuggest.common.logs import get_logger
-from codesuggest.common.usage_report import REPORT_COLUMNS, merge
+from codesuggest.common.usage import (
+    FIELD_LIMITS,
+    REPORT,
+    REPORT_COLUMNS,
+    TOKEN_PURPOSE,
+    Column,
+    UsageEvent,
+    merge,
+)
+from codesuggest.instance.models import usage_events
+from codesuggest.instance.settings import InstanceSettings
 from codesuggest.tokens import Clock, KeySource, PublicKey, RemoteKeySet, SystemClock, Verifier
 from codesuggest.tokens.errors import TokenError
 
-log = get_logger("codesuggest.instance.usage")
-
-TOKEN_PURPOSE = "usage_events"
 MAX_BATCH = 5000
 
-metadata = MetaData()
-usage_events = Table(
-    "usage_events",
-    metadata,
-    Column("event_id", String(64), primary_key=True),
-    Column("name", String(64), nullable=False),
-    Column("occurred_at", DateTime, nullable=False),  # naive UTC
-    Column("day", String(10), nullable=False, index=True),
-    Column("realm", String(32)),
-    Column("instance_id", String(64)),
-    Column("global_user_id", String(255), index=True),
-    Column("host_name", String(255)),
-    Column("language", String(64)),
-    Column("model_provider", String(255)),
-    Column("model_name", String(255)),
-    Column("path", String(16)),
-    Column("status", String(128)),
-    Column("latency_ms", Float),
-    Column("suggestion_chars", Integer),
-    Column("count", Integer, nullable=False, default=1),
-    Column("client_name", String(255)),
-    Column("client_version", String(64)),
-    Column("request_id", String(128)),
-    Column("received_at", DateTime, nullable=False),
-    Column("source", String(16)),  # "ide" for IDE telemetry (instance.ide_telemetry)
-    Column("tracking_id", String(64), index=True),
-)
 
-
-def _clipped(limit: int) -> Any:
-    """An optional string cut to the column's size: an over-long user agent must not make the
-    gateway's whole batch invalid (it would be parked, and the usage lost to reports)."""
-
-    def clip(value: Any) -> Any:
-        return value[:limit] if isinstance(value, str) else value
-
-    return Annotated[str | None, BeforeValidator(clip)]
-
-
-class IncomingEvent(BaseModel):
-    """One usage event on the wire (the gateway's event schema; unknown fields are ignored)."""
+class IncomingEvent(UsageEvent):
+    """An event as the gateway ships it: `event_id` and `timestamp` required, unknown fields
+    ignored, and text longer than its column cut to size: an over-long user agent must not make
+    the whole batch invalid (the gateway would park it, and reports would lose it)."""
 
     model_config = ConfigDict(extra="ignore")
 
     event_id: str = Field(min_length=1, max_length=64)
-    name: Literal[
-        "code_suggestion_requested",
-        "user_token_issued",
-        "code_suggestion_shown",
-        "code_suggestion_accepted",
-        "code_suggestion_rejected",
-    ]
     timestamp: datetime
-    realm: _clipped(32) = None
-    instance_id: _clipped(64) = None
-    global_user_id: _clipped(255) = None
-    host_name: _clipped(255) = None
-    language: _clipped(64) = None
-    model_provider: _clipped(255) = None
-    model_name: _clipped(255) = None
-    path: Literal["direct", "monolith"] | None = None
-    status: _clipped(128) = None
-    latency_ms: float | None = None
-    suggestion_chars: int | None = None
-    count: int = Field(default=1, ge=0)
-    client_name: _clipped(255) = None
-    client_version: _clipped(64) = None
-    request_id: _clipped(128) = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clip(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {
+            key: value[: FIELD_LIMITS[key]]
+            if key in FIELD_LIMITS and isinstance(value, str)
+            else value
+            for key, value in data.items()
+        }
 
 
 class EventBatch(BaseModel):
@@ -150,9 +89,18 @@ def _naive_utc(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(tzinfo=None)
 
 
-AdminCheck = Callable[[Request], None]
-"""Raises (or returns a response-worthy error) unless the request comes from an admin; runs in
-a worker thread."""
+def _sum(column: Column) -> Any:
+    """The SQL of one report column (`common.usage.Column.value`, summed)."""
+    t = usage_events.c
+    condition = t.name == column.event
+    if column.status is not None:
+        condition = and_(condition, t.status == column.status)
+    if column.status_prefix is not None:
+        condition = and_(condition, t.status.like(column.status_prefix + "%"))
+    if column.path is not None:
+        condition = and_(condition, t.path == column.path)
+    value = t.count if column.weighted else 1
+    return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
 
 
 class UsageSink:
@@ -163,7 +111,6 @@ class UsageSink:
         audience: str,
         gateway_keys: KeySource,
         gateway_issuer: str,
-        authorize_admin: AdminCheck | None = None,
         clock: Clock | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
@@ -174,12 +121,13 @@ class UsageSink:
         self.verifier = Verifier(
             [_AsIssuer(gateway_keys, gateway_issuer)], self.audience, clock=self.clock
         )
-        self.authorize_admin = authorize_admin or instance_admin
         self._http = http
 
     @classmethod
-    def from_settings(cls, settings: Any, engine: Engine, clock: Clock | None = None) -> UsageSink:
-        """From `InstanceSettings`: audience = `url`, gateway keys from `gateway_url`, issuer =
+    def from_settings(
+        cls, settings: InstanceSettings, engine: Engine, clock: Clock | None = None
+    ) -> UsageSink:
+        """Audience = the instance's `url`, gateway keys from `gateway_url`, issuer =
         `gateway_audience` (the gateway's service name)."""
         http = httpx.AsyncClient(timeout=10)
         keys = RemoteKeySet(settings.gateway_url, http, clock=clock)
@@ -219,7 +167,7 @@ class UsageSink:
             return 0, 0
         now = datetime.now(UTC).replace(tzinfo=None)
         with self.engine.begin() as conn:
-            known = set(
+            known: set[str] = set(
                 conn.scalars(
                     select(usage_events.c.event_id).where(usage_events.c.event_id.in_(unique))
                 )
@@ -258,24 +206,8 @@ class UsageSink:
             "language": t.language,
             "client": t.client_name,
         }[by]
-        requested = t.name == "code_suggestion_requested"
-
-        def count_if(condition: Any, value: Any = 1) -> Any:
-            return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
-
-        columns = {
-            "requested": count_if(requested),
-            "served": count_if(and_(requested, t.status == "served")),
-            "empty": count_if(and_(requested, t.status == "empty")),
-            "errors": count_if(and_(requested, t.status.like("error%"))),
-            "direct": count_if(and_(requested, t.path == "direct")),
-            "monolith": count_if(and_(requested, t.path == "monolith")),
-            "shown": count_if(t.name == "code_suggestion_shown", t.count),
-            "accepted": count_if(t.name == "code_suggestion_accepted", t.count),
-            "rejected": count_if(t.name == "code_suggestion_rejected", t.count),
-            "tokens_issued": count_if(t.name == "user_token_issued"),
-        }
-        query = select(key.label("key"), *(c.label(n) for n, c in columns.items())).group_by(key)
+        columns = [_sum(column).label(name) for name, column in REPORT.items()]
+        query = select(key.label("key"), *columns).group_by(key)
         if since is not None:
             query = query.where(t.occurred_at >= _naive_utc(since))
         if source == "ide":
@@ -287,66 +219,3 @@ class UsageSink:
         return merge(
             {"key": row["key"] or "-", **{n: int(row[n]) for n in REPORT_COLUMNS}} for row in result
         )
-
-
-def instance_admin(request: Request) -> None:
-    """The instance's own check: a PAT of an administrator (raises the instance's 401/403)."""
-    from codesuggest.instance import errors
-    from codesuggest.instance.identity import authenticate, pat_from_headers
-    from codesuggest.instance.models import utc
-
-    context = request.app.state.ctx
-    with context.store.session() as session:
-        token = pat_from_headers(
-            request.headers.get("private-token"), request.headers.get("authorization")
-        )
-        auth = authenticate(session, token, utc(context.clock.now()))
-        if not auth.admin:
-            raise errors.forbidden("You must be an administrator")
-
-
-router = APIRouter()
-UNAUTHORIZED = {"message": "401 Unauthorized"}
-NOT_FOUND = {"message": "404 Not Found"}
-
-
-def _sink(request: Request) -> UsageSink | None:
-    """The running sink, or None when this instance does not take usage events."""
-    sink: UsageSink | None = request.app.state.ctx.usage_sink
-    return sink
-
-
-@router.post("/api/v4/usage/events")
-async def receive_events(request: Request) -> JSONResponse:
-    sink = _sink(request)
-    if sink is None:
-        return JSONResponse(NOT_FOUND, status_code=404)
-    try:
-        await sink.authenticate(request.headers.get("authorization"))
-    except TokenError as exc:
-        log.info("usage batch refused", reason=exc.reason)
-        return JSONResponse(UNAUTHORIZED, status_code=401)
-    try:
-        batch = EventBatch.model_validate_json(await request.body())
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "body"
-        return JSONResponse({"error": f"{where} is invalid: {first['msg']}"}, status_code=400)
-    stored, duplicates = await to_thread.run_sync(sink.store, batch.events)
-    return JSONResponse({"stored": stored, "duplicates": duplicates})
-
-
-@router.get("/api/v4/usage/report")
-async def usage_report(
-    request: Request,
-    by: Literal["user", "day", "language", "client"] = Query("user"),
-    since: datetime | None = Query(None),
-    source: Literal["all", "ide", "gateway"] = Query("all"),
-) -> JSONResponse:
-    sink = _sink(request)
-    if sink is None:
-        return JSONResponse(NOT_FOUND, status_code=404)
-    await to_thread.run_sync(sink.authorize_admin, request)
-    rows = await to_thread.run_sync(sink.report, by, since, source)
-    body = {"by": by, "since": since.isoformat() if since else None, "source": source}
-    return JSONResponse(body | {"rows": rows})

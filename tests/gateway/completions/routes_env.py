@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.app import create_app
 from codesuggest.gateway.completions.settings import CompletionsSettings
 from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
-from codesuggest.gateway.usage.events import UsageEvent
 from codesuggest.tokens import ManualClock
 from gateway.providers.fake_servers import FakeOpenAI
 from support.issuer import Issuer, instance_headers, wait_until

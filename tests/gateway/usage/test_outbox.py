@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.usage.outbox import Outbox, OutboxClosed
 from codesuggest.gateway.usage.sinks import HttpSink, JsonlSink
 from codesuggest.tokens import ManualClock
@@ -303,7 +303,7 @@ SHIPPER_PROCESS = textwrap.dedent(
     """
     import asyncio, sys
     from pathlib import Path
-    from codesuggest.gateway.usage.events import UsageEvent
+    from codesuggest.common.usage import UsageEvent
     from codesuggest.gateway.usage.outbox import Outbox
     from codesuggest.gateway.usage.sinks import JsonlSink
 

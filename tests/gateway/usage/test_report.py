@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from codesuggest.cli import app
-from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.usage.report import GroupBy, parse_since, summarise
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.usage.recorder import SignedToken, make_sink
 from codesuggest.gateway.usage.settings import UsageSettings
 from codesuggest.gateway.usage.sinks import (

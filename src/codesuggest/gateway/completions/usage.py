@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from codesuggest.common.logs import get_logger
+from codesuggest.common.usage import EventName, UsageEvent
 from codesuggest.gateway.completions.schemas import Telemetry
-from codesuggest.gateway.usage.events import EventName, UsageEvent
 
 if TYPE_CHECKING:
     from codesuggest.gateway.completions.service import RequestInfo

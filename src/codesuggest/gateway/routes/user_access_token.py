@@ -8,10 +8,10 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.context import ContextDep
 from codesuggest.gateway.errors import GatewayError
 from codesuggest.gateway.routes.deps import MintingCaller
-from codesuggest.gateway.usage.events import UsageEvent
 from codesuggest.tokens import COMPLETE_CODE
 
 router = APIRouter()

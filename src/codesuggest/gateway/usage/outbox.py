@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from codesuggest.common.logs import get_logger
-from codesuggest.gateway.usage.events import UsageEvent
+from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.usage.sinks import Sink, SinkError
 from codesuggest.tokens import Clock, SystemClock
 

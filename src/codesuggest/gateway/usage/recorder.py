@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from codesuggest.common.usage import TOKEN_PURPOSE
 from codesuggest.gateway.usage.events import NullRecorder
 from codesuggest.gateway.usage.outbox import Outbox
 from codesuggest.gateway.usage.settings import UsageSettings
@@ -13,7 +14,6 @@ from codesuggest.gateway.usage.sinks import HttpSink, JsonlSink, Sink, SnowplowS
 from codesuggest.tokens import Clock, Signer
 
 TOKEN_LIFETIME = 300
-TOKEN_PURPOSE = "usage_events"
 
 
 class SignedToken:

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from codesuggest.common.usage_report import REPORT_COLUMNS, acceptance_rate, merge
+from codesuggest.common.usage import REPORT, REPORT_COLUMNS, acceptance_rate, merge
 
 app = typer.Typer(help="Usage events recorded by the gateway.", no_args_is_help=True)
 
@@ -93,8 +93,8 @@ def group_key(event: dict[str, Any], by: GroupBy) -> str:
 def summarise(
     events: Iterable[dict[str, Any]], by: GroupBy, since: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """One row per group: counts of requests (by status and path), client-reported
-    shown/accepted/rejected (summing `count`), and user tokens issued."""
+    """One row per group, each column counted by the rules of `common.usage.REPORT` (the
+    instance's report sums its stored events by the same rules)."""
     rows: dict[str, dict[str, Any]] = {}
     for event in dedupe(events):
         if since is not None:
@@ -102,27 +102,8 @@ def summarise(
             if when is None or when < since:
                 continue
         row = rows.setdefault(group_key(event, by), dict.fromkeys(REPORT_COLUMNS, 0))
-        name = event.get("name")
-        count = int(event.get("count") or 1)
-        if name == "code_suggestion_requested":
-            row["requested"] += 1
-            status = str(event.get("status") or "")
-            if status == "served":
-                row["served"] += 1
-            elif status == "empty":
-                row["empty"] += 1
-            elif status.startswith("error"):
-                row["errors"] += 1
-            if event.get("path") in ("direct", "monolith"):
-                row[event["path"]] += 1
-        elif name == "user_token_issued":
-            row["tokens_issued"] += 1
-        elif name in (
-            "code_suggestion_shown",
-            "code_suggestion_accepted",
-            "code_suggestion_rejected",
-        ):
-            row[name.removeprefix("code_suggestion_")] += count
+        for name, column in REPORT.items():
+            row[name] += column.value(event)
     return merge({"key": key, **rows[key]} for key in rows)
 
 

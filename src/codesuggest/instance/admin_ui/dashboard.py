@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session
 
 from codesuggest.instance import admin, seats
 from codesuggest.instance.identity import global_user_id
+from codesuggest.instance.models import usage_events
 from codesuggest.instance.store import application_settings
-from codesuggest.instance.usage_sink import usage_events
 
 REQUESTED = "code_suggestion_requested"
 ANSWERED = ("served", "empty")

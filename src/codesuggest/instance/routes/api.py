@@ -12,7 +12,7 @@ from codesuggest.instance import errors
 from codesuggest.instance.access import authenticated_user
 from codesuggest.instance.admin import SETTABLE, AdminError, parse_setting
 from codesuggest.instance.context import InstanceContext
-from codesuggest.instance.identity import authenticate, pat_from_headers
+from codesuggest.instance.identity import authenticate, pat_from_headers, require_admin
 from codesuggest.instance.models import ApplicationSettings, User
 from codesuggest.instance.routes.deps import ContextDep, PatHeaders, now
 from codesuggest.instance.store import application_settings
@@ -56,8 +56,7 @@ def _admin_session(
         auth = authenticate(session, pat_from_headers(*pat), now(context))
         if update is not None and "api" not in auth.scopes:
             raise errors.insufficient_scope()
-        if not auth.admin:
-            raise errors.forbidden("You must be an administrator")
+        require_admin(auth)
         row = application_settings(session)
         for key, value in (update or {}).items():
             try:

@@ -13,9 +13,9 @@ import pytest
 from codesuggest.instance import admin, seats
 from codesuggest.instance.admin_ui import dashboard
 from codesuggest.instance.identity import global_user_id
+from codesuggest.instance.models import usage_events
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store, application_settings, open_store
-from codesuggest.instance.usage_sink import usage_events
 from support.databases import postgres_database
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

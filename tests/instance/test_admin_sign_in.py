@@ -8,18 +8,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from codesuggest.instance import admin, sign_in
+from codesuggest.instance import cli as instance_cli
 from codesuggest.instance.app import create_app
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.models import User
 from codesuggest.instance.settings import InstanceSettings
+from codesuggest.instance.store import open_store
 from codesuggest.tokens import ManualClock
 from instance.harness import free_port
 from support.servers import ServerThread
@@ -200,3 +203,33 @@ def test_cookies_are_secure_when_the_instance_is_served_over_https(tmp_path):
     finally:
         server.stop()
         behind_tls.ctx.store.dispose()
+
+
+def test_the_cli_sets_a_password_from_stdin_and_refuses_a_short_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("CODESUGGEST_INSTANCE_DATA_DIR", str(tmp_path))
+    runner = CliRunner()
+    assert (
+        runner.invoke(instance_cli.app, ["users", "create", "cli-admin", "--admin"]).exit_code == 0
+    )
+    short = runner.invoke(
+        instance_cli.app, ["users", "password", "cli-admin", "--stdin"], "short\n"
+    )
+    assert short.exit_code == 1 and "at least 12" in short.output
+    done = runner.invoke(
+        instance_cli.app, ["users", "password", "cli-admin", "--stdin"], f"{PASSWORD}\n"
+    )
+    assert done.exit_code == 0, done.output
+    store = open_store(InstanceSettings())
+    try:
+        with store.session() as session:
+            checked = sign_in.check_password(
+                session,
+                "cli-admin",
+                PASSWORD,
+                datetime.now(UTC),
+                max_failures=5,
+                lockout=timedelta(minutes=15),
+            )
+        assert (checked.outcome, checked.admin) == ("ok", True)
+    finally:
+        store.dispose()

@@ -123,22 +123,41 @@ class Dashboard:
         }
 
 
-def _latency(session: Session, where: Any) -> list[DayLatency]:
-    """p50 and p95 per day by the nearest-rank method (the value at rank ceil(n * p))."""
+@dataclass
+class _Requests:
+    paths: list[DayPaths]
+    latency: list[DayLatency]
+    activity: dict[str, tuple[int, str]]
+    """Per global user id: requests and the last day with one."""
+
+
+def _requests(session: Session, where: Any) -> _Requests:
+    """Per day by path, p50/p95 per day (nearest rank: the value at rank ceil(n * p), over
+    answered requests) and per user, from one pass over the window's requests."""
     t = usage_events.c
-    query = select(t.day, t.latency_ms).where(
-        where, t.name == REQUESTED, t.status.in_(ANSWERED), t.latency_ms.is_not(None)
+    query = select(t.day, t.path, t.status, t.latency_ms, t.global_user_id).where(
+        where, t.name == REQUESTED
     )
+    per_day: dict[str, DayPaths] = {}
     samples: dict[str, list[float]] = defaultdict(list)
-    for day, latency in session.execute(query):
-        samples[day].append(latency)
-    result = []
+    activity: dict[str, tuple[int, str]] = {}
+    for day, path, status, latency, gid in session.execute(query):
+        row = per_day.get(day) or per_day.setdefault(day, DayPaths(day))
+        if path == "direct":
+            row.direct += 1
+        elif path == "monolith":
+            row.monolith += 1
+        if latency is not None and status in ANSWERED:
+            samples[day].append(latency)
+        count, last = activity.get(gid, (0, day))
+        activity[gid] = (count + 1, max(last, day))
+    latency_rows = []
     for day in sorted(samples):
         ordered = sorted(samples[day])
         n = len(ordered)
         p50, p95 = ordered[math.ceil(n * 0.5) - 1], ordered[math.ceil(n * 0.95) - 1]
-        result.append(DayLatency(day, round(float(p50), 1), round(float(p95), 1), n))
-    return result
+        latency_rows.append(DayLatency(day, round(float(p50), 1), round(float(p95), 1), n))
+    return _Requests([per_day[day] for day in sorted(per_day)], latency_rows, activity)
 
 
 def _feedback(session: Session, where: Any) -> tuple[list[Feedback], list[Feedback]]:
@@ -166,37 +185,16 @@ def build(session: Session, secret: str, now: datetime, days: int = 30) -> Dashb
     ours = and_(t.instance_id == instance_uuid, t.day >= since)
     board = Dashboard(since=since, days=days)
 
-    per_day: dict[str, DayPaths] = {}
-    query = (
-        select(t.day, t.path, func.count())
-        .where(ours, t.name == REQUESTED)
-        .group_by(t.day, t.path)
-        .order_by(t.day)
-    )
-    for day, path, count in session.execute(query):
-        row = per_day.setdefault(day, DayPaths(day))
-        if path in ("direct", "monolith"):
-            setattr(row, path, getattr(row, path) + int(count))
-    board.paths = list(per_day.values())
-
+    requests = _requests(session, ours)
+    board.paths, board.latency = requests.paths, requests.latency
     board.languages, board.clients = _feedback(session, ours)
-
-    board.latency = _latency(session, ours)
-
-    activity: dict[str, tuple[int, str]] = {
-        gid: (int(count), last)
-        for gid, count, last in session.execute(
-            select(t.global_user_id, func.count(), func.max(t.day))
-            .where(ours, t.name == REQUESTED)
-            .group_by(t.global_user_id)
-        )
-    }
     purchases = seats.list_seats(session)
     holders = {name for entry in purchases for name in cast(list[str], entry["assigned"])}
     board.seats_purchased = sum(cast(int, entry["seats"]) for entry in purchases)
     board.seats_assigned = len(holders)
     for user in admin.list_users(session):
-        count, last = activity.get(global_user_id(secret, instance_uuid, user.id), (0, None))
+        gid = global_user_id(secret, instance_uuid, user.id)
+        count, last = requests.activity.get(gid, (0, None))
         seat = user.username in holders
         if seat and count:
             board.seats_active += 1

@@ -237,6 +237,7 @@ async def test_signs_in_completes_on_the_direct_path_and_its_telemetry_is_counte
         assert [c.status for c in mine] == [200, 200]
         assert all(c.body["additional_properties"]["language"] == "python" for c in mine)
 
+        assert ls.seen("$/gitlab/api/error") == []  # it reported no failed API call
     rows = {row["key"]: row for row in usage_report(world, realm)}
     row = rows[user_agent]
     assert row["requested"] == len(direct)

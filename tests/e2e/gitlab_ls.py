@@ -186,6 +186,7 @@ async def language_server(
     """Start the server, initialize as an editor does and configure it with
     `workspace/didChangeConfiguration` `{"settings": {"baseUrl", "token", ...}}`. Snowplow
     telemetry is off and pointed at a closed loopback port: nothing leaves the machine."""
+    await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
     client = make_test_lsp_client()
     session = Session(client=client, workspace=workspace)
 

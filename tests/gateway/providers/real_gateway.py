@@ -74,6 +74,13 @@ def metrics_of(engine: Any) -> dict[str, float]:
     }
 
 
+def settled_metrics(engine: Any) -> dict[str, float]:
+    """The counters once no request is in progress (a slot's counts land when it is released,
+    which may be just after its answer left)."""
+    wait_until(lambda: metrics_of(engine)["requests_processing"] == 0, 60, what="engine idle")
+    return metrics_of(engine)
+
+
 def raw_request(gw: RealGateway, path: str, body: dict[str, Any]) -> socket.socket:
     """An HTTP request on a bare socket, so a test can drop the connection mid-generation."""
     payload = json.dumps(body).encode()

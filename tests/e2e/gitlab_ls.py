@@ -181,11 +181,17 @@ class Session:
 
 @contextlib.asynccontextmanager
 async def language_server(
-    bundle: Path, base_url: str, token: str, client_name: str, workspace: Path
+    bundle: Path,
+    base_url: str,
+    token: str,
+    client_name: str,
+    workspace: Path,
+    snowplow_url: str | None = None,
 ) -> AsyncIterator[Session]:
     """Start the server, initialize as an editor does and configure it with
-    `workspace/didChangeConfiguration` `{"settings": {"baseUrl", "token", ...}}`. Snowplow
-    telemetry is off and pointed at a closed loopback port: nothing leaves the machine."""
+    `workspace/didChangeConfiguration` `{"settings": {"baseUrl", "token", ...}}`. Its Snowplow
+    telemetry (to GitLab, beside what it reports to the instance) goes to `snowplow_url` on
+    loopback, or is off and pointed at a closed loopback port: nothing leaves the machine."""
     await asyncio.to_thread(workspace.mkdir, parents=True, exist_ok=True)
     client = make_test_lsp_client()
     session = Session(client=client, workspace=workspace)
@@ -233,8 +239,8 @@ async def language_server(
                     "baseUrl": base_url,
                     "token": token,
                     "telemetry": {
-                        "enabled": False,
-                        "trackingUrl": "http://127.0.0.1:9/snowplow",
+                        "enabled": snowplow_url is not None,
+                        "trackingUrl": snowplow_url or "http://127.0.0.1:9/snowplow",
                         "actions": TELEMETRY_ACTIONS,
                     },
                 }

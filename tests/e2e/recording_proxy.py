@@ -102,3 +102,28 @@ class RecordingProxy:
 
     def stop(self) -> None:
         self.server.stop()
+
+
+class Collector:
+    """A loopback stand-in for GitLab's Snowplow collector (the language server's own
+    telemetry): it takes every event and answers 200."""
+
+    def __init__(self) -> None:
+        self.received: list[str] = []
+        app = Starlette(routes=[Route("/{path:path}", self._take, methods=["GET", "POST"])])
+        self.server = ServerThread(app)
+
+    async def _take(self, request: Request) -> Response:
+        self.received.append(request.url.path)
+        return Response(status_code=200)
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def start(self) -> Collector:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.stop()

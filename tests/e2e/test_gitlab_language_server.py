@@ -26,7 +26,7 @@ from codesuggest.instance.models import usage_events
 from codesuggest.stack.layout import Layout, free_port_base
 from codesuggest.stack.runner import Stack
 from e2e import gitlab_ls
-from e2e.recording_proxy import Exchange, RecordingProxy
+from e2e.recording_proxy import Collector, Exchange, RecordingProxy
 from e2e.stack_helpers import (
     SAMPLE_ABOVE,
     add_user,
@@ -53,6 +53,7 @@ class World:
     bundle: Path
     edge: RecordingProxy
     instances: dict[str, RecordingProxy]
+    snowplow: Collector
     tmp: Path
 
     def workspace(self, name: str) -> Path:
@@ -81,6 +82,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     # The proxies take their ports first, so the stack's port base avoids them.
     edge = RecordingProxy("").start()
     instances = {realm: RecordingProxy("").start() for realm in REALMS}
+    snowplow = Collector().start()
     port_base = free_port_base()
     layout = Layout(tmp / "stack", port_base)
     edge.upstream = layout.edge_url
@@ -89,8 +91,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     overrides = {realm: {"CODESUGGEST_INSTANCE_EDGE_URL": edge.url} for realm in REALMS}
     try:
         with running_stack(tmp, overrides=overrides, port_base=port_base) as stack:
-            yield World(stack, bundle, edge, instances, tmp)
+            yield World(stack, bundle, edge, instances, snowplow, tmp)
     finally:
+        snowplow.stop()
         edge.stop()
         for proxy in instances.values():
             proxy.stop()
@@ -149,7 +152,7 @@ async def test_signs_in_completes_on_the_direct_path_and_its_telemetry_is_counte
     client = f"e2e-direct-{realm}"
     instance = world.instances[realm]
     async with gitlab_ls.language_server(
-        world.bundle, instance.url, pat, client, world.workspace(client)
+        world.bundle, instance.url, pat, client, world.workspace(client), world.snowplow.url
     ) as ls:
         await ready(ls, instance)
         ls.open("app/util.py", OPEN_TAB)
@@ -170,6 +173,18 @@ async def test_signs_in_completes_on_the_direct_path_and_its_telemetry_is_counte
         assert available == {"data": {"currentUser": {"duoCodeSuggestionsAvailable": True}}}
         features = instance.graphql("getDuoAvailableFeatures")[-1].response["data"]
         assert features["currentUser"]["codeSuggestionsContexts"] == ["open_tabs", "imports"]
+
+        # For its own telemetry it asks who and where it is (GitLab 18.3's connection details).
+        (details, *_) = await ls.wait_for(
+            lambda: [
+                e
+                for e in world.ua_exchanges(instance, client)
+                if e.path == "/api/v4/code_suggestions/connection_details"
+            ]
+        )
+        assert details.status == 201
+        assert details.response["realm"] == realm
+        assert details.response["instance_version"] == "18.3.0"
 
         # Completions went straight to the edge with the user token, none through the instance.
         direct = [

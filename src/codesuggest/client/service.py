@@ -268,7 +268,8 @@ def _suggestion(
     text = None
     if choices and isinstance(choices[0], dict):
         text = choices[0].get("text") or None
-    model = body.get("model") if isinstance(body.get("model"), dict) else {}
+    described = body.get("model")
+    model = described if isinstance(described, dict) else {}
     timings["request_ms"] = round(reply.seconds * 1000, 3)
     timings["server_timing_ms"] = reply.server_timing
     return Suggestion(

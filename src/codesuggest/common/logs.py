@@ -6,6 +6,7 @@ import logging
 import re
 import sys
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -18,7 +19,7 @@ _SECRET_KEYS = re.compile(
 _JWT_LIKE = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
 
 
-def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
         if key != "event" and _SECRET_KEYS.search(key):
             event[key] = "[redacted]"
@@ -29,7 +30,7 @@ def _redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
 
 def configure(level: str = "INFO") -> None:
     """JSON lines on stderr, for structlog and stdlib loggers alike."""
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,

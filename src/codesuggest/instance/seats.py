@@ -150,7 +150,7 @@ def unassign(session: Session, username: str, group: str | None = None) -> bool:
 
 def list_seats(session: Session) -> list[dict[str, object]]:
     """One entry per purchase: group, seat count, assigned usernames."""
-    result = []
+    result: list[dict[str, object]] = []
     for row in session.scalars(select(AddOnPurchase).where(AddOnPurchase.add_on == ADD_ON)):
         group = session.get(Group, row.group_id) if row.group_id else None
         users = session.scalars(

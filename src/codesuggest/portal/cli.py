@@ -122,7 +122,7 @@ def licenses_list(as_json: AsJson = False, data_dir: DataDir = None) -> None:
     """List licences with their add-ons and the instances that used them."""
     with _admin(data_dir) as admin:
         licences = admin.list_licences()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": lic.id,
             "customer": lic.customer.name,
@@ -214,7 +214,7 @@ def keys_list(as_json: AsJson = False, data_dir: DataDir = None) -> None:
     """List signing keys with their state and, for retired keys, when they may be trimmed."""
     with _admin(data_dir) as admin:
         keys = admin.list_keys()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "kid": k.kid,
             "state": k.state,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
@@ -53,7 +54,7 @@ def _to_graphql(grant: AccessGrant, audience: str) -> CloudConnectorAccess:
             )
             for s in grant.available_services
         ],
-        catalog=grant.catalog(audience),
+        catalog=cast(JSON, grant.catalog(audience)),  # strawberry's JSON is any JSON value
     )
 
 

@@ -1,12 +1,12 @@
 """Names shared by every part (docs/contracts.md sections 1 and 2)."""
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 COMPLETE_CODE = "complete_code"
 GENERATE_CODE = "generate_code"
-REALM_SAAS = "saas"
-REALM_SELF_MANAGED = "self-managed"
+REALM_SAAS: Final = "saas"
+REALM_SELF_MANAGED: Final = "self-managed"
 DEFAULT_SERVICE_NAME = "gitlab-ai-gateway"
 ADDON_SCOPES = {"code_suggestions": [COMPLETE_CODE, GENERATE_CODE]}
 

@@ -272,6 +272,7 @@ class CompletionService:
         try:
             try:
                 pending = [first] if first is not None else []
+                piece: str | None
                 async with asyncio.timeout(max(0.0, deadline - time.perf_counter())):
                     while not post.stopped:
                         if pending:

@@ -23,9 +23,16 @@ class CacheModel:
         self.canon = np.asarray(canon, dtype=np.int64) if canon is not None else None
         self._unigrams: dict[bool, tuple[np.ndarray, np.ndarray, int]] = {}
 
+    def _sequence(self, canonical: bool) -> np.ndarray:
+        if not canonical:
+            return self.seq
+        if self.canon is None:
+            raise ValueError("this cache was built without canonical ids")
+        return self.canon
+
     def unigrams(self, canonical: bool = False) -> tuple[np.ndarray, np.ndarray, int]:
         if canonical not in self._unigrams:
-            seq = self.canon if canonical else self.seq
+            seq = self._sequence(canonical)
             real = seq[(self.seq != BOS_ID) & (self.seq != UNK_ID)]
             u, c = np.unique(real, return_counts=True)
             self._unigrams[canonical] = (u, c, int(real.size))
@@ -64,7 +71,7 @@ class CacheModel:
     ) -> np.ndarray:
         """Witten-Bell probabilities of ``cand`` (canonical ids if ``canonical``)."""
         cand = np.asarray(cand, dtype=np.int64)
-        seq = self.canon if canonical else self.seq
+        seq = self._sequence(canonical)
         uniq, ucount, total = self.unigrams(canonical)
         p = np.full(cand.size, 1.0 / (uniq.size + 1))
         if total:

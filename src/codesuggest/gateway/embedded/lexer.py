@@ -116,7 +116,7 @@ def lex(text: str, *, max_string: int | None = MAX_STRING) -> LexResult:
     last_kind = ""
     last_ws = ""
     for m in _TOKEN_RE.finditer(text):
-        kind = m.lastgroup
+        kind = m.lastgroup or "end"  # every alternative is a named group
         ws = m.group("ws")
         if kind == "end":
             last_ws = ws

@@ -21,6 +21,7 @@ import os
 import pathlib
 import tempfile
 from collections import Counter
+from typing import Any
 
 import numpy as np
 
@@ -87,15 +88,16 @@ class KNModel:
         self.sorted_ids = arrays["sorted_ids"]
         self.sorted_vocab = [vocab[i] for i in self.sorted_ids.tolist()]
         self.freq = arrays["freq"]
-        self.k = [None] + [arrays[f"k{n}"] for n in range(1, ORDER + 1)]
-        self.c = [None] + [arrays[f"c{n}"] for n in range(1, ORDER + 1)]
-        self.ck = [None] + [arrays[f"ck{n}"] for n in range(1, ORDER + 1)]
-        self.cs = [None] + [arrays[f"cs{n}"] for n in range(1, ORDER + 1)]
-        self.ct = [None] + [arrays[f"ct{n}"] for n in range(1, ORDER + 1)]
-        self.cg = [None] + [arrays[f"cg{n}"] for n in range(1, ORDER + 1)]
-        self.d = [None] + [
-            np.concatenate([[0.0], arrays[f"d{n}"]]).astype(np.float64) for n in range(1, ORDER + 1)
-        ]
+        self.k = {n: arrays[f"k{n}"] for n in range(1, ORDER + 1)}
+        self.c = {n: arrays[f"c{n}"] for n in range(1, ORDER + 1)}
+        self.ck = {n: arrays[f"ck{n}"] for n in range(1, ORDER + 1)}
+        self.cs = {n: arrays[f"cs{n}"] for n in range(1, ORDER + 1)}
+        self.ct = {n: arrays[f"ct{n}"] for n in range(1, ORDER + 1)}
+        self.cg = {n: arrays[f"cg{n}"] for n in range(1, ORDER + 1)}
+        self.d = {
+            n: np.concatenate([[0.0], arrays[f"d{n}"]]).astype(np.float64)
+            for n in range(1, ORDER + 1)
+        }
         self.top_unigrams = arrays["top_unigrams"]
 
     # ----------------------------------------------------------------- lookups
@@ -161,7 +163,12 @@ class KNModel:
         fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, vocab_blob=blob, format=np.array([FORMAT_VERSION]), **self.a)
+                tables: dict[str, Any] = {
+                    "vocab_blob": blob,
+                    "format": np.array([FORMAT_VERSION]),
+                    **self.a,
+                }
+                np.savez(fh, **tables)
             os.replace(tmp, path)
         except BaseException:
             try:

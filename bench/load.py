@@ -370,9 +370,12 @@ async def run_load(
             {"action": action, "target": target, "at_s": round(time.monotonic() - started, 2)}
         )
 
-    # One pool shared by the simulated users (one process cannot hold N editors' pools).
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=10.0, limits=limits) as http:
+    # One pool shared by the simulated users, with a connection for each as an editor has;
+    # never waiting for a pooled connection (the load generator is not what is measured).
+    users = len(layout.pats)
+    limits = httpx.Limits(max_connections=2 * users, max_keepalive_connections=2 * users)
+    timeout = httpx.Timeout(10.0, pool=None)
+    async with httpx.AsyncClient(timeout=timeout, limits=limits) as http:
         tasks = [asyncio.create_task(fault(*f)) for f in faults]
         await asyncio.gather(
             *(

@@ -4,8 +4,9 @@ Starts: the portal and a self-managed instance on PostgreSQL (throwaway database
 machine's server), the instance on a Redis of its own (so it can be stopped), R gateway
 replicas sharing one signing key, and nginx with the config `codesuggest edge nginx-config`
 renders. Creates N users, each with a seat and a PAT, through the instance's admin functions.
-Each simulated IDE user is a `SuggestionClient`: its first completion calls `direct_access`,
-then it completes every 0.5-2 s (uniform) for the duration. Prints one JSON object.
+Each simulated IDE user is a `SuggestionClient` (10 s timeout): it opens at a random second of
+the first `--ramp` seconds, its first completion calls `direct_access`, then it completes every
+0.5-2 s (uniform) for the duration. Prints one JSON object.
 
     .venv/bin/python bench/load.py --users 500 --duration 60 --replicas 2
     .venv/bin/python bench/load.py --kill gateway:1@20      # SIGKILL replica 1 at 20 s
@@ -322,19 +323,23 @@ async def ide_user(
     until: float,
     results: Results,
     rng: random.Random,
+    ramp: float,
 ) -> None:
     client = SuggestionClient(instance_url, pat, http=http, timeout=10.0)
     try:
-        await asyncio.sleep(rng.uniform(0, 1))  # everyone opens the editor within a second
+        await asyncio.sleep(rng.uniform(0, ramp))  # editors open over the first `ramp` s
         while time.monotonic() < until:
             name, lang, above, below = rng.choice(SNIPPETS)
             started = time.perf_counter()
             try:
                 suggestion = await client.complete(CompletionInput(name, above, below, lang))
-            except CompletionFailed as exc:
-                results.errors[f"{exc.state}: {exc.message[:80]}"] += 1
             except Exception as exc:  # noqa: BLE001 - a benchmark counts, it does not stop
-                results.errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+                # Whether this user had connection details (a direct path) when it failed.
+                had = "had details" if client.details.stats.last_status == 201 else "no details"
+                text = exc.message if isinstance(exc, CompletionFailed) else str(exc)
+                results.errors[
+                    f"{type(exc).__name__}: {text.split(' calling ')[0][:80]} ({had})"
+                ] += 1
             else:
                 results.latencies.append((time.perf_counter() - started) * 1000)
                 results.paths[suggestion.path] += 1
@@ -357,6 +362,7 @@ async def run_load(
     faults: list[tuple[str, str, float]],
     results: Results,
     seed: int,
+    ramp: float,
 ) -> None:
     rng = random.Random(seed)
     started = time.monotonic()
@@ -380,7 +386,13 @@ async def run_load(
         await asyncio.gather(
             *(
                 ide_user(
-                    pat, layout.instance_url, http, until, results, random.Random(rng.random())
+                    pat,
+                    layout.instance_url,
+                    http,
+                    until,
+                    results,
+                    random.Random(rng.random()),
+                    ramp,
                 )
                 for pat in layout.pats
             )
@@ -455,6 +467,9 @@ def main() -> None:
         default=[],
         help="stop a part at a second: redis@S, gateway:N@S (SIGTERM)",
     )
+    parser.add_argument(
+        "--ramp", type=float, default=10.0, help="editors open over the first RAMP seconds"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")
     args = parser.parse_args()
@@ -473,7 +488,7 @@ def main() -> None:
                 if target not in layout.parts:
                     parser.error(f"unknown fault target {target!r}: {', '.join(layout.parts)}")
             setup_s = time.monotonic() - t0
-            asyncio.run(run_load(layout, args.duration, faults, results, args.seed))
+            asyncio.run(run_load(layout, args.duration, faults, results, args.seed, args.ramp))
             load_during = os.getloadavg()
             for name, part in layout.parts.items():
                 if name.startswith("gateway:"):
@@ -493,6 +508,7 @@ def main() -> None:
             {
                 "users": args.users,
                 "duration_s": args.duration,
+                "ramp_s": args.ramp,
                 "gateway_replicas": args.replicas,
                 "faults": results.faults,
                 "completions": answered,

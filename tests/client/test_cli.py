@@ -28,12 +28,43 @@ def runner(tmp_path, monkeypatch):
     return CliRunner()
 
 
-def test_cursor_offset_counts_from_one_and_clamps():
+def flat(output: str) -> str:
+    """The output as one line: the error box's borders and wrapping removed."""
+    return " ".join(output.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
+
+
+def test_cursor_offset_counts_from_one_up_to_the_end_of_each_line():
     text = "ab\ncde\n"
     assert cursor_offset(text, 1, 1) == 0
     assert cursor_offset(text, 2, 3) == 5
-    assert cursor_offset(text, 2, 99) == 6
-    assert cursor_offset(text, 9, 1) == len(text)
+    assert cursor_offset(text, 2, 4) == 6
+    assert cursor_offset(text, 3, 1) == len(text)
+    with pytest.raises(ValueError, match="column 5 is past the end of line 2"):
+        cursor_offset(text, 2, 5)
+
+
+def test_a_place_past_the_end_of_the_file_is_refused_before_any_request(runner, source):
+    result = runner.invoke(app, ["complete", f"{source}:99:1", "--instance", "http://127.0.0.1:9"])
+    assert result.exit_code == 2
+    assert "line 99 is past the end of the file (5 lines)" in flat(result.output)
+    assert "no suggestion" not in result.output
+
+
+def test_an_instance_without_a_scheme_gets_a_hint(runner, source):
+    result = runner.invoke(app, ["login", "--instance", "127.0.0.1:8501", "--token-env", "X"])
+    assert result.exit_code == 2
+    assert "no scheme: write it with one, e.g. http://127.0.0.1:8501" in flat(result.output)
+
+
+def test_an_unreachable_instance_suggests_starting_the_stack(runner, source):
+    url = "http://127.0.0.1:9"  # discard port: nothing listens
+    result = runner.invoke(
+        app, ["complete", f"{source}:4:12", "--instance", url, "--token-env", "PAT_FOR_TEST"],
+        env={"PAT_FOR_TEST": GOOD_PAT},
+    )  # fmt: skip
+    assert result.exit_code == 1
+    assert f"instance unreachable at {url}" in flat(result.output)
+    assert "`codesuggest up` starts it" in flat(result.output)
 
 
 def test_complete_with_flags_prints_suggestion_path_and_stage_times(stack, runner, source):

@@ -1,4 +1,4 @@
-"""The embedded stack as `codesuggest up` runs it, for the end-to-end tests: real processes on
+"""The one-machine stack as `codesuggest up` runs it, for the end-to-end tests: real processes on
 a random free port base in a tmp data directory, plus admin actions on its databases."""
 
 from __future__ import annotations

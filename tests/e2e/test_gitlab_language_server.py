@@ -1,4 +1,4 @@
-"""GitLab's own editor client, unmodified, against the embedded stack in both realms.
+"""GitLab's own editor client, unmodified, against the one-machine stack in both realms.
 
 The real GitLab Language Server (the Node bundle GitLab's editor extensions ship) is driven by
 a real LSP client. Between it and the stack sit recording reverse proxies (one per instance,

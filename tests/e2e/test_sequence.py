@@ -1,4 +1,4 @@
-"""The seed's sequence on the embedded stack, for both realms, with real processes.
+"""The whole sequence on the one-machine stack, for both realms, with real processes.
 
 One stack per module (portal, self-managed instance, SaaS instance, gateway), started the way
 `codesuggest up` starts it. Each test uses its own user so the parts' per-user state (rate

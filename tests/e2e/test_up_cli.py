@@ -182,3 +182,16 @@ def test_data_dir_that_is_a_file_is_refused(tmp_path: Path) -> None:
     target.write_text("x")
     up = run("up", "--detach", "--data-dir", str(target), home=tmp_path)
     assert up.returncode == 1 and "is not a directory" in " ".join(up.stderr.split())
+
+
+@pytest.mark.parametrize("base", ["65534", "-5", "0"])
+def test_a_port_base_out_of_range_is_refused_before_anything_is_saved(
+    tmp_path: Path, base: str
+) -> None:
+    data = tmp_path / "stack"
+    up = run("up", "--detach", "--data-dir", str(data), "--port-base", base, home=tmp_path)
+    assert up.returncode == 2
+    assert "Traceback" not in up.stderr
+    message = " ".join(up.stderr.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
+    assert "Invalid value for '--port-base'" in message
+    assert not data.exists()

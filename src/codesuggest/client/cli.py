@@ -32,6 +32,9 @@ TokenEnvOption = Annotated[
 ]
 
 
+START_HINT = "Is the stack running? `codesuggest up` starts it on this machine."
+
+
 def _err(message: str) -> None:
     typer.echo(message, err=True)
 
@@ -49,12 +52,24 @@ def split_location(location: str) -> tuple[Path, int, int]:
 
 
 def cursor_offset(text: str, line: int, col: int) -> int:
-    """Character offset of (line, col); past the end of a line or file clamps to its end."""
+    """Character offset of (line, col); ValueError, saying where the text ends, for a place
+    past the end of the file or of its line (COL may be one past the last character)."""
     lines = text.split("\n")
     if line > len(lines):
-        return len(text)
-    before = sum(len(current) + 1 for current in lines[: line - 1])
-    return before + min(col - 1, len(lines[line - 1]))
+        raise ValueError(f"line {line} is past the end of the file ({len(lines)} lines)")
+    length = len(lines[line - 1])
+    if col > length + 1:
+        raise ValueError(f"column {col} is past the end of line {line} ({length} characters)")
+    return sum(len(current) + 1 for current in lines[: line - 1]) + col - 1
+
+
+def instance_url(url: str) -> str:
+    """An instance URL with its scheme: `127.0.0.1:8501` would be taken as a scheme."""
+    if "://" not in url:
+        raise typer.BadParameter(
+            f"{url!r} has no scheme: write it with one, e.g. http://{url}", param_hint="--instance"
+        )
+    return url.rstrip("/")
 
 
 @app.command("complete")
@@ -71,11 +86,14 @@ def complete(
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {path}: {exc.strerror}") from exc
-    url, token = settings.resolve(instance, None, token_env)
+    try:
+        offset = cursor_offset(text, line, col)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{path}: {exc}", param_hint="FILE:LINE:COL") from exc
+    url, token = settings.resolve(instance_url(instance) if instance else None, None, token_env)
     if not url or not token:
         _err("No instance URL or token: run `codesuggest login` or pass --instance/--token-env.")
         raise typer.Exit(2)
-    offset = cursor_offset(text, line, col)
     request = CompletionInput(
         file_name=str(path), content_above_cursor=text[:offset], content_below_cursor=text[offset:]
     )
@@ -123,7 +141,7 @@ def login(
     url = instance or (stored.instance_url if stored else None)
     if not url:
         url = typer.prompt("Instance URL")
-    url = url.rstrip("/")
+    url = instance_url(url)
     if token_env:
         token = os.environ.get(token_env, "")
         if not token:
@@ -134,7 +152,7 @@ def login(
     try:
         response = httpx.get(f"{url}/api/v4/user", headers={"PRIVATE-TOKEN": token}, timeout=10)
     except httpx.HTTPError as exc:
-        _err(f"Cannot reach {url}: {type(exc).__name__}")
+        _err(f"Cannot reach {url}: {type(exc).__name__}. {START_HINT}")
         raise typer.Exit(1) from exc
     if response.status_code != 200:
         _err(f"{url} refused the token: HTTP {response.status_code}")

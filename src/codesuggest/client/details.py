@@ -147,7 +147,11 @@ class DetailsManager:
             self.stats.last_seconds = loop.time() - t0
             self.stats.last_status = None
             self._blocked_until = self._clock.now() + FAILURE_RETRY
-            self._on_status("error", f"instance unreachable: {type(exc).__name__}")
+            self._on_status(
+                "error",
+                f"instance unreachable at {self._instance_url}: {type(exc).__name__} (is the "
+                "stack running? `codesuggest up` starts it on this machine)",
+            )
             return self._still_usable()
         self.stats.last_seconds = loop.time() - t0
         self.stats.last_status = response.status_code

@@ -1,4 +1,4 @@
-"""SQLAlchemy engines for SQLite (embedded default) and PostgreSQL, and Alembic upgrades."""
+"""SQLAlchemy engines for SQLite (the one-machine stack) and PostgreSQL, and Alembic upgrades."""
 
 from __future__ import annotations
 

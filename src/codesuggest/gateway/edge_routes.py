@@ -1,4 +1,4 @@
-"""The edge's routes, answered by the gateway itself in the embedded default (no extra hop):
+"""The edge's routes, answered by the gateway itself in the one-machine stack (no extra hop):
 `/ai/<path>` -> `/<path>` and `/auth/v1/code/user_access_token` -> `/v1/code/user_access_token`
 (docs/contracts.md section 7). The edge adds nothing to authentication."""
 

@@ -18,7 +18,7 @@ def _load(pem, path: Path | None) -> PrivateKey | None:  # type: ignore[no-untyp
 
 def load_signing_key(settings: GatewaySettings) -> PrivateKey:
     """The configured signing key; with none configured, one generated on first start into the
-    data directory (mode 0600), which is what the embedded default uses."""
+    data directory (mode 0600), which is what the one-machine stack uses."""
     key = _load(settings.signing_key, settings.signing_key_file)
     if key is not None:
         return key

@@ -52,7 +52,7 @@ class InstanceInfo:
 
     @property
     def edge_base(self) -> str:
-        """The edge (Cloud Connector); the embedded gateway answers the edge routes itself."""
+        """The edge (Cloud Connector); the one-machine gateway answers the edge routes itself."""
         return (self.edge_url or self.gateway_url).rstrip("/")
 
     @property

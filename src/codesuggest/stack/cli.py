@@ -25,6 +25,7 @@ DataDir = Annotated[
     typer.Option("--data-dir", help="Data directory (default: the user data dir/codesuggest)."),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+MAX_PORT_BASE = 65535 - 3  # the base and the three ports after it
 
 
 def _fail(exc: StackError) -> typer.Exit:
@@ -49,6 +50,8 @@ def up(
         int | None,
         typer.Option(
             "--port-base",
+            min=1,
+            max=MAX_PORT_BASE,
             help="First of four ports: portal, self-managed instance, SaaS instance, gateway "
             "(default 8180, or what this data directory used last).",
         ),
@@ -123,12 +126,16 @@ def status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 def demo(
     data_dir: DataDir = None,
     port_base: Annotated[
-        int | None, typer.Option("--port-base", help="As for `up`, when the demo starts it.")
+        int | None,
+        typer.Option(
+            "--port-base", min=1, max=MAX_PORT_BASE, help="As for `up`, when the demo starts it."
+        ),
     ] = None,
     rounds: Annotated[int, typer.Option(help="Completion rounds per path.")] = 10,
 ) -> None:
-    """Play the seed's sequence against the running system (starting it, and stopping it after,
-    if nothing runs), printing each numbered step with its timing."""
+    """Walk through the whole system once (provisioning, token sync, direct and monolith
+    completions, usage) against the running stack, starting and afterwards stopping it if
+    nothing runs, and print each numbered step with its timing."""
     configure("WARNING")
     directory = (data_dir or default_data_dir()).expanduser().resolve()
     started: runner.Stack | None = None

@@ -44,7 +44,7 @@ def print_summary(console: Console, body: dict[str, Any], config_written: bool) 
     if config_written:
         console.print("the client config now points at the self-managed instance with that PAT")
     console.print("next:")
-    console.print("  codesuggest demo                     # the sequence, step by step, timed")
+    console.print("  codesuggest demo                     # the whole system once, timed")
     console.print("  codesuggest complete FILE:LINE:COL   # one completion")
     console.print("  codesuggest lsp                      # language server for your editor")
     console.print("  codesuggest status | codesuggest down")

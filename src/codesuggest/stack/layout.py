@@ -1,4 +1,4 @@
-"""Where the embedded stack keeps its files, which ports it uses, and its state file.
+"""Where the one-machine stack keeps its files, which ports it uses, and its state file.
 
 ```
 <data_dir>/

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 from codesuggest.stack.layout import HOST, Layout
 
-# Settings that would point a part at shared infrastructure; the embedded stack uses SQLite
+# Settings that would point a part at shared infrastructure; the one-machine stack uses SQLite
 # files in its data directory and in-process state, so these never leak into its children.
 _SHARED_ENV = ("DATABASE_URL", "REDIS_URL")
 _PREFIX = {

@@ -131,7 +131,7 @@ def fetch_instance_report(
 
 
 def default_source() -> Path:
-    """The embedded default's JSONL sink, from the gateway's settings."""
+    """The one-machine stack's JSONL sink, from the gateway's settings."""
     from codesuggest.gateway.settings import GatewaySettings
 
     settings = GatewaySettings()

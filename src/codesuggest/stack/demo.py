@@ -1,4 +1,4 @@
-"""`codesuggest demo`: the seed's sequence diagram played against the running system.
+"""`codesuggest demo`: the whole system walked through once against the running stack.
 
 Each step prints the diagram's arrow numbers, what happened, and how long it took; the last
 step sends the same completion over the direct path and the monolith path, interleaved, and

@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from httpx_sse import EventSource
-
 from codesuggest.gateway.prompts import Prompt, chat_messages
 from codesuggest.gateway.prompts.templates import CHAT_OVERHEAD_TOKENS, CHAT_STOP
 from codesuggest.gateway.providers.base import (
@@ -21,7 +19,7 @@ from codesuggest.gateway.providers.base import (
     ProviderUnavailable,
 )
 from codesuggest.gateway.providers.codeblock import CodeBlock, code_of
-from codesuggest.gateway.providers.http import check_status, pooled_client, upstream_errors
+from codesuggest.gateway.providers.http import Upstream, upstream_errors
 
 API_VERSION = "2023-06-01"
 
@@ -42,7 +40,7 @@ class AnthropicProvider(Provider):
             raise ValueError("the anthropic provider needs at least one model name")
         self.models = models
         headers = {"x-api-key": api_key, "anthropic-version": API_VERSION}
-        self.http = pooled_client(base_url, headers, timeout, max_connections)
+        self.http = Upstream(base_url, headers, timeout, max_connections)
 
     def reserved_tokens(self, model: str) -> int:
         return CHAT_OVERHEAD_TOKENS
@@ -67,10 +65,8 @@ class AnthropicProvider(Provider):
 
     async def complete(self, prompt: Prompt, model: str, params: Params) -> Completion:
         body = self.request(prompt, model, params, stream=False)
+        data = await self.http.post_json("v1/messages", body)
         with upstream_errors():
-            response = await self.http.post("v1/messages", json=body)
-            check_status(response)
-            data = response.json()
             text = "".join(b.get("text", "") for b in data["content"] if b.get("type") == "text")
             reason = "length" if data.get("stop_reason") == "max_tokens" else "stop"
             return Completion(code_of(text), reason)
@@ -79,11 +75,8 @@ class AnthropicProvider(Provider):
         body = self.request(prompt, model, params, stream=True)
         code = CodeBlock()
         with upstream_errors():
-            async with self.http.stream("POST", "v1/messages", json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    check_status(response)
-                async for event in EventSource(response).aiter_sse():
+            async with self.http.stream("v1/messages", body) as response:
+                async for event in response.events():
                     if event.event == "content_block_delta":
                         delta = event.json().get("delta") or {}
                         if delta.get("type") == "text_delta" and delta.get("text"):

@@ -1,12 +1,23 @@
-"""What the HTTP providers share: one pooled client each, and upstream failures mapped to ours."""
+"""The HTTP providers' transport: one pooled client each, upstream failures mapped to ours.
+
+The model call is the gateway's hot path, so it goes through aiohttp, whose HTTP/1.1 client
+costs about half of httpx's per call (headers and body in one send, no pool scan per request);
+httpx stays for the gateway's other calls. Connections are kept alive; a call that is cancelled
+(the client left) or times out closes its connection, which is how a model server learns to
+stop generating. Timeouts: `connect` (at most 5 s) and `timeout` between two reads, so a long
+stream lives as long as chunks keep coming (the completion service bounds the whole call).
+"""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-import httpx
+import aiohttp
 
 from codesuggest.gateway.providers.base import (
     ProviderError,
@@ -16,38 +27,122 @@ from codesuggest.gateway.providers.base import (
 )
 
 
-def pooled_client(
-    base_url: str, headers: dict[str, str], timeout: float, max_connections: int
-) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=base_url.rstrip("/") + "/",
-        headers=headers,
-        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-        limits=httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_connections
-        ),
-    )
+@dataclass(frozen=True, slots=True)
+class ServerSentEvent:
+    event: str = "message"
+    data: str = ""
+
+    def json(self) -> Any:
+        return json.loads(self.data)
 
 
-def error_message(response: httpx.Response) -> str:
+class Upstream:
+    """A keep-alive connection pool to one model API (`base_url`), sending `headers` on every
+    call. Made in `__init__` without a loop; the session opens on the first call."""
+
+    def __init__(
+        self, base_url: str, headers: Mapping[str, str], timeout: float, max_connections: int
+    ) -> None:
+        self.base_url = base_url.rstrip("/") + "/"
+        self.headers = dict(headers)
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, connect=min(timeout, 5.0), sock_read=timeout
+        )
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                headers=self.headers,
+                timeout=self.timeout,
+                connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
+                raise_for_status=False,
+                auto_decompress=True,
+            )
+        return self._session
+
+    async def post_json(self, path: str, body: Any) -> Any:
+        """POST `body` as JSON to `path` (relative to the base URL); the decoded JSON answer.
+        Raises ProviderError (see `upstream_errors`)."""
+        with upstream_errors():
+            async with self._open().post(self.base_url + path, json=body) as response:
+                data = await response.read()
+                check_status(response.status, response.headers, data)
+                return json.loads(data)
+
+    @asynccontextmanager
+    async def stream(self, path: str, body: Any) -> AsyncIterator[UpstreamStream]:
+        """POST `body` as JSON and read the answer as it arrives (a non-2xx answer raises).
+        Leaving the block early, or being cancelled, closes the connection."""
+        with upstream_errors():
+            async with self._open().post(self.base_url + path, json=body) as response:
+                if response.status >= 400:
+                    check_status(response.status, response.headers, await response.read())
+                yield UpstreamStream(response)
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class UpstreamStream:
+    """An answer being read: as lines (NDJSON) or as server-sent events."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+
+    async def lines(self) -> AsyncIterator[str]:
+        async for raw in self.response.content:
+            yield raw.decode("utf-8").rstrip("\r\n")
+
+    async def events(self) -> AsyncIterator[ServerSentEvent]:
+        """Events of a `text/event-stream` body (the WHATWG rules for `event` and `data`)."""
+        kind = self.response.headers.get("content-type", "").partition(";")[0].strip()
+        if kind != "text/event-stream":
+            raise ProviderUnavailable(f"upstream sent {kind or 'no content type'}, not SSE")
+        async for event in _sse(self.lines()):
+            yield event
+
+
+async def _sse(lines: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
+    event, data = "", []
+    async for line in lines:
+        if not line:
+            if data:
+                yield ServerSentEvent(event or "message", "\n".join(data))
+            event, data = "", []
+            continue
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    if data:
+        yield ServerSentEvent(event or "message", "\n".join(data))
+
+
+def error_message(body: bytes) -> str:
     """`error.message` of OpenAI- and Anthropic-style error bodies, else the start of the body."""
     try:
-        body = response.json()
-        error = body.get("error") if isinstance(body, dict) else None
+        parsed = json.loads(body)
+        error = parsed.get("error") if isinstance(parsed, dict) else None
         if isinstance(error, dict) and error.get("message"):
             return str(error["message"])[:300]
         if isinstance(error, str):
             return error[:300]
     except ValueError:
         pass
-    return response.text[:300]
+    return body[:300].decode("utf-8", "replace")
 
 
-def retry_after(response: httpx.Response) -> str | None:
-    value = response.headers.get("retry-after")
+def retry_after(headers: Mapping[str, str]) -> str | None:
+    value = headers.get("retry-after")
     if value:
         return value.strip()
-    millis = response.headers.get("retry-after-ms")
+    millis = headers.get("retry-after-ms")
     if millis:
         try:
             return str(max(1, math.ceil(float(millis) / 1000)))
@@ -56,13 +151,13 @@ def retry_after(response: httpx.Response) -> str | None:
     return None
 
 
-def check_status(response: httpx.Response) -> None:
-    """Raise our error for a non-2xx upstream answer (the body must have been read)."""
-    if response.status_code < 400:
+def check_status(status: int, headers: Mapping[str, str], body: bytes) -> None:
+    """Raise our error for a non-2xx upstream answer."""
+    if status < 400:
         return
-    message = f"upstream {response.status_code}: {error_message(response)}"
-    if response.status_code == 429:
-        raise ProviderRateLimited(message, retry_after(response))
+    message = f"upstream {status}: {error_message(body)}"
+    if status == 429:
+        raise ProviderRateLimited(message, retry_after(headers))
     raise ProviderUnavailable(message)
 
 
@@ -73,9 +168,9 @@ def upstream_errors() -> Iterator[None]:
         yield
     except ProviderError:
         raise
-    except httpx.TimeoutException as exc:
+    except TimeoutError as exc:
         raise ProviderTimeout(f"upstream timed out: {type(exc).__name__}") from exc
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         raise ProviderUnavailable(f"upstream failed: {type(exc).__name__}: {exc}") from exc
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProviderUnavailable(f"malformed upstream response: {exc!r}") from exc

@@ -24,8 +24,6 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from typing import Any, Literal
 
-from httpx_sse import EventSource
-
 from codesuggest.gateway.prompts import Prompt, chat_messages, template_for
 from codesuggest.gateway.prompts.templates import (
     CHAT_OVERHEAD_TOKENS,
@@ -36,7 +34,7 @@ from codesuggest.gateway.prompts.templates import (
 )
 from codesuggest.gateway.providers.base import Completion, Params, Provider
 from codesuggest.gateway.providers.codeblock import CodeBlock
-from codesuggest.gateway.providers.http import check_status, pooled_client, upstream_errors
+from codesuggest.gateway.providers.http import Upstream, UpstreamStream, upstream_errors
 
 Api = Literal["completions", "chat", "infill", "fim", "ollama"]
 MAX_API_STOPS = 4  # the OpenAI API refuses more than four stop sequences
@@ -78,7 +76,7 @@ class OpenAIProvider(Provider):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if api in ("infill", "ollama"):
             base_url = base_url.rstrip("/").removesuffix("/v1")
-        self.http = pooled_client(base_url, headers, timeout, max_connections)
+        self.http = Upstream(base_url, headers, timeout, max_connections)
 
     def _template(self, model: str) -> FimTemplate | None:
         return self.templates[model]  # the registry only lets served model names through
@@ -210,10 +208,7 @@ class OpenAIProvider(Provider):
         budget = self.time_budget
         deadline = time.monotonic() + budget if budget is not None else None
         with upstream_errors():
-            async with self.http.stream("POST", path, json=body) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    check_status(response)
+            async with self.http.stream(path, body) as response:
                 async with aclosing(self._events(response)) as events:
                     async for data in events:
                         text = self._text(data)
@@ -226,10 +221,10 @@ class OpenAIProvider(Provider):
                 if code is not None:
                     yield code.finish(), None
 
-    async def _events(self, response: Any) -> AsyncGenerator[dict[str, Any]]:
+    async def _events(self, response: UpstreamStream) -> AsyncGenerator[dict[str, Any]]:
         """The stream's JSON objects, until its end marker."""
         if self.api == "ollama":
-            async for line in response.aiter_lines():
+            async for line in response.lines():
                 if line.strip():
                     data = json.loads(line)
                     if data.get("error"):
@@ -238,7 +233,7 @@ class OpenAIProvider(Provider):
                     if data.get("done"):
                         return
             return
-        async for event in EventSource(response).aiter_sse():
+        async for event in response.events():
             if event.data.strip() == "[DONE]":
                 return
             data = event.json()

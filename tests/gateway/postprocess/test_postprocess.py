@@ -86,3 +86,35 @@ def test_brace_block_keeps_its_closing_bracket():
     c = EditContext("function f() {", "\n", "//", "mid_line", 20)
     raw = "\n  return 1;\n}\nconsole.log(f());"
     assert postprocess(raw, c).text == "\n  return 1;\n}"
+
+
+@pytest.mark.parametrize(
+    "prefix, raw, expected",
+    [
+        # brackets inside string literals of the prefix are not open brackets
+        ('log("(")\nx = [1, ', "2])", "2]"),
+        ("s = 'a[b'\nt = (", "1, 2))", "1, 2)"),
+        # an escaped quote does not end the literal; a line end does
+        ('s = "\\"("\nf(', "1))", "1)"),
+        ('s = "unterminated (\nf(', "1))", "1)"),
+        # an escape just before a line end does not reach into the next line
+        ('s = "x\\\ny = "\\"(\n', "1)", "1"),
+    ],
+)
+def test_prefix_brackets_outside_string_literals(prefix, raw, expected):
+    assert postprocess(raw, ctx(prefix, "")).text == expected
+
+
+def test_prefix_is_scanned_only_when_the_completion_closes_one_of_its_brackets(monkeypatch):
+    from codesuggest.gateway.postprocess import brackets
+
+    scans: list[str] = []
+    real = brackets.open_brackets
+    monkeypatch.setattr(brackets, "open_brackets", lambda text: scans.append(text) or real(text))
+    prefix = "def total(items):\n    return sum(\n        "
+    assert postprocess("price(item) for item in items", ctx(prefix, "")).text == (
+        "price(item) for item in items"
+    )
+    assert scans == []
+    assert postprocess("x for x in items)\nprint(1)", ctx(prefix, "")).text == "x for x in items)"
+    assert len(scans) == 1

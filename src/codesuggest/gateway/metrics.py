@@ -1,13 +1,24 @@
-"""Prometheus metrics of the gateway (one registry per app, so tests can run several)."""
+"""Prometheus metrics of the gateway (one registry per app, so tests can run several).
+
+Under `gateway serve --workers N` the supervisor sets `PROMETHEUS_MULTIPROC_DIR` for its
+workers: each then counts into files there (prometheus_client's multiprocess mode) and any
+worker's `/metrics` answers the sum over all of them.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 
 class GatewayMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        self._requests: dict[tuple[str, int], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
         self.requests = Counter(
             "codesuggest_gateway_requests",
             "HTTP requests by route and status",
@@ -39,3 +50,23 @@ class GatewayMetrics:
             registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
         )
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """One answered request (labelled children cached: no label lookup per request)."""
+        key = (route, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.requests.labels(route=route, status=str(status))
+        counter.inc()
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = self.latency.labels(route=route)
+        latency.observe(seconds)
+
+    def exposition(self) -> bytes:
+        """The text format of every metric: this app's, or all workers' in multiprocess mode."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, self.multiprocess_dir)
+        return generate_latest(registry)

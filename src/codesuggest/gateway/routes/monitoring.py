@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from codesuggest.gateway.context import ContextDep
 
@@ -35,4 +35,4 @@ async def ready(context: ContextDep) -> JSONResponse:
 
 @router.get("/metrics")
 async def metrics(context: ContextDep) -> Response:
-    return Response(generate_latest(context.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(context.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -62,6 +62,21 @@ def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
 
 
+def bind_request_id(scope: Scope) -> str:
+    """The request's `X-Request-ID` (or a new one), stored in `scope["state"]` and bound to the
+    log context; the caller unbinds it when the request ends."""
+    request_id = ""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            request_id = value.decode("latin-1")[:128]
+            break
+    if not request_id:
+        request_id = uuid.uuid4().hex
+    scope.setdefault("state", {})["request_id"] = request_id
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    return request_id
+
+
 class RequestIdMiddleware:
     """Takes `X-Request-ID` from the request (or makes one), binds it to the log context and
     echoes it on the response. Pure ASGI, so it costs microseconds and keeps streams intact."""
@@ -73,15 +88,7 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = ""
-        for name, value in scope["headers"]:
-            if name == b"x-request-id":
-                request_id = value.decode("latin-1")[:128]
-                break
-        if not request_id:
-            request_id = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = request_id
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        request_id = bind_request_id(scope)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

@@ -4,20 +4,13 @@
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 _AUTH_ROUTE = "/auth/v1/code/user_access_token"
 
 
-class EdgeRoutes:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            path: str = scope["path"]
-            if path.startswith("/ai/"):
-                scope = dict(scope, path=path[3:], raw_path=None)
-            elif path == _AUTH_ROUTE:
-                scope = dict(scope, path=path[5:], raw_path=None)
-        await self.app(scope, receive, send)
+def gateway_path(path: str) -> str | None:
+    """The gateway's own path for an edge path, or None when `path` is not an edge route."""
+    if path.startswith("/ai/"):
+        return path[3:]
+    if path == _AUTH_ROUTE:
+        return path[5:]
+    return None

@@ -1,6 +1,6 @@
 """`POST /v2/completions`, `/v2/code/completions` (any token with `complete_code`) and
 `/v2/code/generations` (instance tokens with `generate_code`). The edge prefix `/ai/...` is
-rewritten to these paths by the app's EdgeRoutes middleware, so they are registered once.
+rewritten to these paths by the app's middleware (edge_routes), so they are registered once.
 
 The route parses the body and turns the service's result into HTTP; the service does the rest."""
 

@@ -212,15 +212,16 @@ class CompletionService:
             raise
         # The event is committed by the outbox's writer while the answer is serialised here;
         # the answer leaves only once the event is durable.
-        recorded = self._submit(info, plan, "served" if text else "empty", len(text))
-        answer = CompletionResponse(
-            id=uuid.uuid4().hex,
-            created=int(info.clock.now()),
-            model=plan.model_info(),
-            choices=[Choice(text=text)] if text else [],
-        )
-        encoded = answer.model_dump_json()
-        await recorded
+        with measure(timings, "answer"):
+            recorded = self._submit(info, plan, "served" if text else "empty", len(text))
+            answer = CompletionResponse(
+                id=uuid.uuid4().hex,
+                created=int(info.clock.now()),
+                model=plan.model_info(),
+                choices=[Choice(text=text)] if text else [],
+            )
+            encoded = answer.model_dump_json()
+            await recorded
         return Answered(answer, encoded)
 
     def _submit(self, info: RequestInfo, plan: Plan, status: str, chars: int) -> Awaitable[None]:

@@ -1,7 +1,9 @@
 """Per-request stage timings and the `Server-Timing` header rendered from them.
 
 The auth dependency stores `request.state.timings["auth"]` (seconds); the completion routes add
-`parse`, `prompt`, `model`, `post` and `total`. The header gives each in milliseconds.
+`parse`, `prompt`, `model`, `post`, `answer` (usage event made durable while the answer is
+serialised) and `total`, which the stages add up to but for the framework's few microseconds
+between them. The header gives each in milliseconds.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from contextlib import contextmanager
 
 from fastapi import Request
 
-ORDER = ("auth", "parse", "prompt", "model", "post", "total")
+ORDER = ("auth", "parse", "prompt", "model", "post", "answer", "total")
 
 
 def timings_of(request: Request) -> dict[str, float]:

@@ -103,7 +103,7 @@ class Gateway:
         cmd = Path(sys.executable).with_name("codesuggest")
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [str(cmd), "gateway", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                [str(cmd), "gateway", "serve", "--port", str(self.port), "--workers", "1"],
                 env=self.env,
                 stdout=log,
                 stderr=log,

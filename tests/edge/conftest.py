@@ -84,6 +84,8 @@ class GatewayProcess:
                     "serve",
                     "--port",
                     str(self.port),
+                    "--workers",
+                    "1",
                 ],
                 env=self.env,
                 stdout=log,

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from codesuggest.common.logs import configure, get_logger
-from codesuggest.common.serving import DrainingServer, server_config
+from codesuggest.common.logs import configure
+from codesuggest.gateway.workers import available_cores, serve_one, serve_workers
 from codesuggest.tokens import PrivateKey
 
-log = get_logger("codesuggest.gateway")
 app = typer.Typer(help="The AI gateway: token authority and completions.", no_args_is_help=True)
 keys_app = typer.Typer(help="The gateway's own signing keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
@@ -18,20 +17,23 @@ app.add_typer(keys_app, name="keys")
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8183, help="Port to listen on."),
+    workers: int = typer.Option(
+        0,
+        min=0,
+        help="Worker processes on the one address (0: one per available core). Usage events, "
+        "metrics and the signing key are shared by all of them.",
+    ),
 ) -> None:
     """Run the gateway (configured by CODESUGGEST_GATEWAY_* environment variables)."""
-    from codesuggest.gateway.app import create_app
     from codesuggest.gateway.settings import GatewaySettings
 
     settings = GatewaySettings()
     configure(settings.log_level)
-    gateway = create_app(settings)
-
-    def drain() -> None:
-        gateway.state.ctx.draining = True
-        log.info("shutting down: not ready", drain_seconds=settings.shutdown_delay)
-
-    DrainingServer(server_config(gateway, host, port), settings.shutdown_delay, drain).run()
+    workers = workers or available_cores()
+    if workers > 1:
+        serve_workers(host, port, workers)
+    else:
+        serve_one(settings, host, port)
 
 
 @keys_app.command("generate")

@@ -29,17 +29,10 @@ MARKER = "codesuggest.stack.serve_part"
 
 
 def command(part: str, layout: Layout) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        MARKER,
-        _COMMAND[part],
-        "serve",
-        "--host",
-        HOST,
-        "--port",
-        str(layout.port(part)),
-    ]
+    serve = [sys.executable, "-m", MARKER, _COMMAND[part], "serve"]
+    if part == "gateway":
+        serve += ["--workers", "1"]  # one developer's stack: one process, one embedded engine
+    return [*serve, "--host", HOST, "--port", str(layout.port(part))]
 
 
 def part_settings(part: str, layout: Layout, license_key: str | None) -> dict[str, str]:

@@ -1,15 +1,23 @@
 """Gateway completion benchmark: overhead per request and throughput, printed as JSON.
 
-The gateway (embedded engine, a trusted SaaS issuer, real tokens) runs in its own process on
-loopback; this process is the client. Reported:
+The gateway (a trusted SaaS issuer, real tokens) runs in its own process on loopback; this
+process is the client. `--provider embedded` (default) serves from the embedded engine in the
+gateway's process; `--provider openai` puts the gateway in front of a fake OpenAI-compatible
+model in a third process that answers at once (bench/peers.py's floor), which is how a
+deployment with a model server runs. Reported:
   overhead_ms  p50/p99 of (Server-Timing total - model) over sequential requests: what the
-               gateway adds around the model (auth, parsing, prompt, post-processing, usage);
-  model_ms     p50/p99 of the embedded engine's own time (Server-Timing model);
+               gateway adds around the model call (auth, parsing, prompt, post-processing, usage);
+  model_ms     p50/p99 of Server-Timing model: the embedded engine's time, or the whole upstream
+               HTTP call to the fake model (the hop the overhead above does not include);
+  added_over_model_ms  (openai only) p50/p99 of what a client sees minus what the same client
+               sees calling the fake model directly, requests interleaved: the gateway's whole
+               cost, upstream hop included;
   throughput   completions per second at --concurrency for --duration seconds, with errors.
 `--usage off` runs the gateway with usage tracking disabled; `on` with the default outbox
 (JSONL sink).
 
     .venv/bin/python bench/gateway.py --duration 20 --usage on
+    .venv/bin/python bench/gateway.py --provider openai
 """
 
 from __future__ import annotations
@@ -29,13 +37,16 @@ from typing import Any
 
 import httpx
 
+from peers import MODEL as FAKE_MODEL
+from peers import serve_fake_model
+
 USER_ID = "bench-user"
 INSTANCE_ID = "bench-instance"
 _TIMING = re.compile(r"(\w+);dur=([\d.]+)")
 _CURSOR = re.compile(r"\w\.|\w\(| = |\n[ ]+(?=\w)")
 
 
-def _serve(conn: Any, usage: str, data_dir: str) -> None:
+def _serve(conn: Any, usage: str, data_dir: str, model_url: str | None) -> None:
     """Child process: a JWKS issuer and the gateway, each a real uvicorn server."""
     import uvicorn
     from fastapi import FastAPI
@@ -43,6 +54,7 @@ def _serve(conn: Any, usage: str, data_dir: str) -> None:
 
     from codesuggest.common.serving import bind, server_config
     from codesuggest.gateway.app import create_app
+    from codesuggest.gateway.completions.settings import CompletionsSettings
     from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
     from codesuggest.gateway.usage.settings import UsageSettings
     from codesuggest.tokens import (
@@ -73,6 +85,14 @@ def _serve(conn: Any, usage: str, data_dir: str) -> None:
         trusted_issuers=[TrustedIssuer(url=issuer_url["url"], kind="saas-instance")],
         data_dir=Path(data_dir),
         usage=UsageSettings(enabled=usage == "on"),
+        completions=CompletionsSettings()
+        if model_url is None
+        else CompletionsSettings(
+            provider="openai",
+            openai_base_url=model_url + "/v1",
+            openai_model=FAKE_MODEL,
+            embedded_enabled=False,
+        ),
     )
     app = create_app(settings)
     url, _ = run(app)
@@ -184,7 +204,29 @@ async def _throughput(
     }
 
 
-async def _bench(url: str, token: str, args: argparse.Namespace) -> dict[str, Any]:
+async def _added_over_model(
+    client: httpx.AsyncClient, model_url: str, bodies: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Gateway vs the fake model called directly by the same kind of client, interleaved."""
+    through, direct = [], []
+    upstream = {"model": FAKE_MODEL, "prompt": "x" * 4000, "max_tokens": 64}
+    async with httpx.AsyncClient(base_url=model_url, timeout=30) as model:
+        for body in bodies:
+            started = time.perf_counter()
+            (await client.post("/v2/completions", json=body)).raise_for_status()
+            through.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            (await model.post("/v1/completions", json=upstream)).raise_for_status()
+            direct.append((time.perf_counter() - started) * 1000)
+    return {
+        q: round(_pct(through, level) - _pct(direct, level), 3)
+        for q, level in (("p50", 0.5), ("p99", 0.99))
+    }
+
+
+async def _bench(
+    url: str, token: str, args: argparse.Namespace, model_url: str | None
+) -> dict[str, Any]:
     headers = {
         "Authorization": f"Bearer {token}",
         "X-Gitlab-Authentication-Type": "oidc",
@@ -203,13 +245,19 @@ async def _bench(url: str, token: str, args: argparse.Namespace) -> dict[str, An
         for body in bodies[:50]:  # warm-up: engine loaded, connections open
             (await c.post("/v2/completions", json=body)).raise_for_status()
         latency = await _latency(c, bodies[: args.requests])
+        if model_url is not None:
+            latency["added_over_model_ms"] = await _added_over_model(
+                c, model_url, bodies[: args.requests]
+            )
         throughput = await _throughput(c, bodies, args.concurrency, args.duration)
     return {"latency": latency, "throughput": throughput}
 
 
-def _start(ctx: Any, usage: str, data_dir: str) -> tuple[Any, Any, dict[str, Any]]:
+def _start(
+    ctx: Any, usage: str, data_dir: str, model_url: str | None
+) -> tuple[Any, Any, dict[str, Any]]:
     parent, child = ctx.Pipe()
-    server = ctx.Process(target=_serve, args=(child, usage, data_dir), daemon=True)
+    server = ctx.Process(target=_serve, args=(child, usage, data_dir, model_url), daemon=True)
     server.start()
     return server, parent, parent.recv()
 
@@ -267,24 +315,33 @@ def main() -> None:
         "--usage", choices=["on", "off", "both"], default="on",
         help="usage tracking; 'both' compares on and off side by side (latency only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--provider", choices=["embedded", "openai"], default="embedded",
+        help="the embedded engine, or the openai provider in front of a fake model process",
+    )  # fmt: skip
     args = parser.parse_args()
     ctx = mp.get_context("spawn")
+    model_url = None
+    if args.provider == "openai":
+        parent, child = ctx.Pipe()
+        ctx.Process(target=serve_fake_model, args=(child,), daemon=True).start()
+        model_url = f"http://127.0.0.1:{parent.recv()}"
     with tempfile.TemporaryDirectory() as data_dir:
         modes = ["on", "off"] if args.usage == "both" else [args.usage]
-        started = {m: _start(ctx, m, str(Path(data_dir) / m)) for m in modes}
+        started = {m: _start(ctx, m, str(Path(data_dir) / m), model_url) for m in modes}
         infos = {m: info for m, (_, _, info) in started.items()}
         try:
             if args.usage == "both":
                 result = asyncio.run(_compare(infos, args))
             else:
                 info = infos[args.usage]
-                result = asyncio.run(_bench(info["url"], info["token"], args))
+                result = asyncio.run(_bench(info["url"], info["token"], args, model_url))
         finally:
             for server, pipe, _ in started.values():
                 _stop(server, pipe)
     result = {
         "benchmark": "gateway-completions",
-        "provider": "embedded",
+        "provider": args.provider,
         "usage": args.usage,
         "usage_recorder": {m: info["recorder"] for m, info in infos.items()},
         **result,

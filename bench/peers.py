@@ -72,7 +72,7 @@ def _prefix(chars: int = 4000) -> str:
 # --- the targets -----------------------------------------------------------------------------
 
 
-def _fake_model(port_out: Any) -> None:
+def serve_fake_model(port_out: Any) -> None:
     """An OpenAI-compatible `/v1/completions` and `/v1/chat/completions` that answers at once:
     a bare asyncio protocol, so what it costs is the floor of any HTTP hop."""
     import uvloop
@@ -362,7 +362,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         try:
             ports = {}
-            for name, fn in (("model", _fake_model), ("fastapi", _bare_fastapi)):
+            for name, fn in (("model", serve_fake_model), ("fastapi", _bare_fastapi)):
                 parent, child = ctx.Pipe()
                 process = ctx.Process(target=fn, args=(child,), daemon=True)
                 process.start()

@@ -73,8 +73,9 @@ def _prefix(chars: int = 4000) -> str:
 
 
 def serve_fake_model(port_out: Any) -> None:
-    """An OpenAI-compatible `/v1/completions` and `/v1/chat/completions` that answers at once:
-    a bare asyncio protocol, so what it costs is the floor of any HTTP hop."""
+    """An OpenAI-compatible `/v1/completions` and `/v1/chat/completions` that answers at once
+    (JSON, or one SSE chunk and `[DONE]` for `"stream": true`): a bare asyncio protocol, so
+    what it costs is the floor of any HTTP hop."""
     import uvloop
 
     text_body = json.dumps(COMPLETION).encode()
@@ -91,7 +92,20 @@ def serve_fake_model(port_out: Any) -> None:
             + body
         )
 
+    def events(chunk: dict[str, Any]) -> bytes:
+        body = f"data: {json.dumps(chunk)}\n\ndata: [DONE]\n\n".encode()
+        return (
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-length: "
+            + str(len(body)).encode()
+            + b"\r\n\r\n"
+            + body
+        )
+
     text_answer, chat_answer = answer(text_body), answer(chat_body)
+    delta = {"role": "assistant", "content": "total += item.price"}
+    chat_chunk = dict(chat, object="chat.completion.chunk")
+    chat_chunk["choices"] = [{"index": 0, "finish_reason": "stop", "delta": delta}]
+    text_stream, chat_stream = events(COMPLETION), events(chat_chunk)
 
     class Model(asyncio.Protocol):
         def connection_made(self, transport: Any) -> None:
@@ -113,8 +127,13 @@ def serve_fake_model(port_out: Any) -> None:
                     length = int(head[at + 15 : stop if stop >= 0 else None])
                 if len(self.buffer) < end + 4 + length:
                     return
+                body = self.buffer[end + 4 : end + 4 + length]
                 self.buffer = self.buffer[end + 4 + length :]
-                self.transport.write(chat_answer if b"/chat/" in head[:60] else text_answer)
+                chat = b"/chat/" in head[:60]
+                if b'"stream": true' in body or b'"stream":true' in body:
+                    self.transport.write(chat_stream if chat else text_stream)
+                else:
+                    self.transport.write(chat_answer if chat else text_answer)
 
     async def main() -> None:
         server = await asyncio.get_running_loop().create_server(Model, "127.0.0.1", 0)

@@ -150,6 +150,8 @@ def test_requests_spread_over_both_workers_and_are_counted_once(workers):
         with httpx.Client(base_url=workers.url, timeout=10) as fresh:  # a new connection each
             r = fresh.post("/v2/completions", json=_completion(i), headers=headers)
             assert r.status_code == 200, r.text
+    # A request is counted once its answer has gone out: the last one may still be counting.
+    wait_until(lambda: sum(workers.requests_by_pid().values()) >= REQUESTS, what="all counted")
     by_pid = workers.requests_by_pid()
     assert set(by_pid) <= workers.worker_pids()
     assert len([n for n in by_pid.values() if n > 0]) == 2, by_pid  # both workers served

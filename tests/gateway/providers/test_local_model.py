@@ -232,7 +232,7 @@ def test_gateway_process_listens_on_its_own_port_only(tmp_path: Path):
         "CODESUGGEST_GATEWAY_COMPLETIONS__LOCAL_THREADS": "1",
     }
     command = [str(Path(sys.executable).with_name("codesuggest")), "gateway", "serve"]
-    command += ["--port", str(port)]
+    command += ["--port", str(port), "--workers", "1"]
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

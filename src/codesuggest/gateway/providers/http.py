@@ -107,7 +107,8 @@ class UpstreamStream:
 
 
 async def _sse(lines: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
-    event, data = "", []
+    event = ""
+    data: list[str] = []
     async for line in lines:
         if not line:
             if data:

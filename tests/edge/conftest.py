@@ -92,7 +92,7 @@ class GatewayProcess:
                 stderr=subprocess.STDOUT,
             )
         path = "/monitoring/ready" if ready else "/monitoring/healthz"
-        wait_until(lambda: self.answers(path), what=f"gateway on {self.url} ({self.log})")
+        wait_until(lambda: self.answers(path), 120, f"gateway on {self.url} ({self.log})")
         return self
 
     def answers(self, path: str = "/monitoring/ready") -> bool:

@@ -83,7 +83,7 @@ def test_a_replica_without_the_issuers_keys_causes_no_401(
         assert 'codesuggest_gateway_auth_failures_total{reason="keys_unavailable"}' in metrics
     finally:
         issuer.start()
-    wait_until(not_ready.answers, what="the replica ready once its issuer is back")
+    wait_until(not_ready.answers, 60, "the replica ready once its issuer is back")
     assert (
         httpx.post(
             not_ready.url + "/v1/code/user_access_token", headers=mint_headers(issuer)

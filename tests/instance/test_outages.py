@@ -40,7 +40,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_until(self._answers, timeout=20, what="redis-server")
+        wait_until(self._answers, timeout=60, what="redis-server")
         return self
 
     def _answers(self) -> bool:
@@ -123,7 +123,8 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
             except httpx.HTTPError:
                 return False
 
-        wait_until(ready, timeout=60, what="the instance")
+        # Generous: on a busy machine a cold start (imports, migrations) can take a minute.
+        wait_until(ready, timeout=180, what="the instance")
         yield Instance(url, pat, log, process, database, redis_server)
     finally:
         if process is not None:
@@ -157,7 +158,7 @@ def test_database_stopped_gives_503_with_retry_after_then_recovers(instance: Ins
         assert httpx.get(instance.url + "/monitoring/ready").status_code == 503
     finally:
         instance.database.start()
-    wait_until(lambda: instance.direct_access().status_code == 201, timeout=30, what="recovery")
+    wait_until(lambda: instance.direct_access().status_code == 201, timeout=60, what="recovery")
     assert instance.process.poll() is None  # the same process: no restart
     logged = instance.log.read_text(errors="replace")[since:]
     assert len(outage_lines(instance, since, "database unavailable")) == 4
@@ -173,7 +174,7 @@ def test_redis_stopped_gives_503_with_retry_after_then_recovers(instance: Instan
             assert_unavailable(instance.direct_access(), "redis_unavailable")
     finally:
         instance.redis.start()
-    wait_until(lambda: instance.direct_access().status_code == 201, timeout=30, what="recovery")
+    wait_until(lambda: instance.direct_access().status_code == 201, timeout=60, what="recovery")
     logged = instance.log.read_text(errors="replace")[since:]
     assert len(outage_lines(instance, since, "redis unavailable")) == 3
     assert "Traceback" not in logged

@@ -57,6 +57,8 @@ class World:
         above = body["current_file"]["content_above_cursor"]
         lang = body["current_file"].get("language_identifier") or "python"
         text = "return a + b" if above.rstrip().endswith(":") or "def" in above else "pass"
+        if above.endswith("f.r"):  # mid-word: the rest of `read()`
+            text = "ead()"
         return {
             "id": f"cmpl-{next(self._serial)}",
             "object": "text_completion",

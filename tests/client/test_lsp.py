@@ -101,7 +101,7 @@ async def test_inline_completion_and_completion_come_direct(stack, tmp_path):
     assert list(announced.execute_command_provider.commands) == ["codesuggest.accepted"]
     assert inline is not None and inline.items[0].insert_text == "return a + b"
     assert inline.items[0].command.command == "codesuggest.accepted"
-    assert listed is not None and listed.items[0].insert_text == "return a + b"
+    assert listed is not None and listed.items[0].text_edit.new_text == "return a + b"
     assert statuses[0]["state"] == "direct"
     assert len(stack.world.direct_access_calls) == 1
     assert stack.world.direct_access_pats == [GOOD_PAT]
@@ -129,6 +129,32 @@ async def test_cancel_request_stops_the_http_call(stack, tmp_path):
         stack.world.model_delay = 0.0
         after = await client.text_document_inline_completion_async(inline_params())
     assert after is not None and after.items[0].insert_text == "return a + b"
+
+
+async def test_a_mid_word_completion_item_replaces_the_word_typed_so_far(stack, tmp_path):
+    """At `f.r|` the item's edit starts at the word's start and holds the typed part, so an
+    editor's menu, filtering by what was typed, keeps it."""
+    uri = "file:///work/project/app/files.py"
+    line = "    return f.r"
+    cursor = types.Position(line=1, character=len(line))
+    async with lsp(tmp_path, options(stack, token=GOOD_PAT)) as (client, _statuses):
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=uri, language_id="python", version=1, text=f"def first(f):\n{line}\n"
+                )
+            )
+        )
+        listed = await client.text_document_completion_async(
+            types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=uri),
+                                   position=cursor)
+        )  # fmt: skip
+    assert listed is not None
+    item = listed.items[0]
+    assert item.text_edit.range.start == types.Position(line=1, character=len(line) - 1)
+    assert item.text_edit.range.end == cursor
+    assert item.text_edit.new_text == "read()"
+    assert item.label == "read()" and item.filter_text == "read()"
 
 
 async def test_settings_changed_at_run_time(stack, tmp_path):

@@ -20,6 +20,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
+from pygls.workspace.position_codec import ServerTextPosition
 
 from codesuggest.client import settings as client_settings
 from codesuggest.client.service import (
@@ -99,6 +100,20 @@ class CodesuggestServer(LanguageServer):
             return None
         self._show(uri, suggestion)
         return suggestion
+
+    def typed_word(self, uri: str, position: types.Position) -> tuple[str, types.Position]:
+        """The part of a word typed before `position` and where that word starts: a completion
+        item replaces the word, so an editor's menu filters it against what was typed."""
+        document = self.workspace.get_text_document(uri)
+        lines = document.lines
+        codec = document.position_codec
+        cursor = codec.position_from_client_units(lines, position)
+        line = lines[cursor.line] if cursor.line < len(lines) else ""
+        start = cursor.character
+        while start > 0 and (line[start - 1].isalnum() or line[start - 1] == "_"):
+            start -= 1
+        begin = codec.position_to_client_units(lines, ServerTextPosition(cursor.line, start))
+        return line[start : cursor.character], begin
 
     def accepted(self, suggestion_id: str) -> bool:
         for uri, shown in list(self._shown.items()):
@@ -193,12 +208,17 @@ async def completion(
     suggestion = await ls.suggest(params.text_document.uri, params.position)
     if suggestion is None or suggestion.text is None:
         return None
-    first_line = suggestion.text.strip().split("\n", 1)[0][:60]
+    typed, word_start = ls.typed_word(params.text_document.uri, params.position)
+    text = typed + suggestion.text
+    first_line = text.strip().split("\n", 1)[0][:60]
     item = types.CompletionItem(
-        label=first_line or suggestion.text[:60],
+        label=first_line or text[:60],
         kind=types.CompletionItemKind.Text,
         detail=f"codesuggest ({suggestion.path})",
-        insert_text=suggestion.text,
+        filter_text=text,
+        text_edit=types.TextEdit(
+            range=types.Range(start=word_start, end=params.position), new_text=text
+        ),
         command=types.Command(
             title="Accept suggestion", command=ACCEPT_COMMAND, arguments=[suggestion.id]
         ),

@@ -7,16 +7,17 @@ import time
 
 import uvicorn
 
-from codesuggest.common.serving import bind, server_config
+from codesuggest.common.serving import DEFAULT_LIMITS, ServingLimits, bind, server_config
 
 
 class ServerThread:
     """Serves `app` on 127.0.0.1; `stop()` then `start()` again reuses the same port, so a test
     can take a part down and bring it back at the same URL."""
 
-    def __init__(self, app, port: int = 0) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, port: int = 0, limits: ServingLimits = DEFAULT_LIMITS) -> None:  # type: ignore[no-untyped-def]
         self.app = app
         self.port = port
+        self.limits = limits
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -27,7 +28,9 @@ class ServerThread:
     def start(self, timeout: float = 20.0) -> ServerThread:
         sock = bind("127.0.0.1", self.port)
         self.port = sock.getsockname()[1]
-        self._server = uvicorn.Server(server_config(self.app, "127.0.0.1", self.port))
+        self._server = uvicorn.Server(
+            server_config(self.app, "127.0.0.1", self.port, limits=self.limits)
+        )
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, daemon=True
         )

@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from codesuggest.common.strict_json import json_safe
 from codesuggest.gateway.completions.timing import server_timing
 
 TOO_MANY = "Too many requests. Please try again later."
@@ -25,8 +26,10 @@ MAX_ECHOED_INPUT = 200
 
 
 def _short_input(error: dict[str, Any]) -> dict[str, Any]:
-    """Do not echo a 100,000-character field back: the field's name and the rule say enough."""
-    if len(json.dumps(jsonable_encoder(error.get("input")))) > MAX_ECHOED_INPUT:
+    """Do not echo a 100,000-character field back, nor one JSON cannot carry (`NaN`, raw
+    bytes): the field's name and the rule say enough."""
+    value = error.get("input")
+    if not json_safe(value) or len(json.dumps(value)) > MAX_ECHOED_INPUT:
         return {k: v for k, v in error.items() if k != "input"}
     return error
 

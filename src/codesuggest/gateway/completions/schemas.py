@@ -60,7 +60,7 @@ class ContextItem(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), allow_inf_nan=False)
 
     prompt_version: int = 1
     project_path: str | None = Field(default=None, max_length=MAX_FILE_NAME * 4)

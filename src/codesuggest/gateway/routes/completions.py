@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import ValidationError
 from starlette.responses import StreamingResponse
 
+from codesuggest.common.strict_json import BadJson, parse_model
 from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.completions import responses, sse
 from codesuggest.gateway.completions.results import (
@@ -62,10 +63,13 @@ async def _serve(
     service = context.completions
     try:
         with measure(info.timings, "parse"):
-            body = schema.model_validate_json(await request.body())
+            body = parse_model(schema, await request.body())
+    except BadJson as exc:
+        error = {"type": "json_invalid", "loc": ("body",), "msg": str(exc)}
+        result: CompletionResult = await service.refuse(info, [error])
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        result: CompletionResult = await service.refuse(info, errors)
+        result = await service.refuse(info, errors)
     else:
         result = await service.complete(body, info)
     info.timings["total"] = time.perf_counter() - info.started

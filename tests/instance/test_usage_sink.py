@@ -267,3 +267,34 @@ async def test_an_instance_without_a_sink_answers_404(tmp_path):
     app.state.ctx.store.dispose()
     assert (posted.status_code, reported.status_code) == (404, 404)
     assert posted.json() == {"message": "404 Not Found"}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("count", "9223372036854775808"),
+        ("suggestion_chars", "-1180591620717411303424"),
+        ("timestamp", '"0001-01-01T00:00:00+14:00"'),
+        ("latency_ms", "NaN"),
+        ("latency_ms", "-1"),
+    ],
+)
+async def test_out_of_range_values_are_a_400_and_nothing_is_stored(
+    gateway, instance, field: str, value: str
+):
+    token = SignedToken(gateway[1], "http://instance.test", SystemClock())()
+    user = f"range-{uuid.uuid4().hex[:6]}"
+    fields = {"event_id": uuid.uuid4().hex, "name": "code_suggestion_requested"}
+    fields |= {"timestamp": "2026-01-01T00:00:00+00:00", "global_user_id": user}
+    raw = json.dumps({"events": [fields | {field: "__VALUE__"}]}).replace('"__VALUE__"', value)
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            f"{instance.url}/api/v4/usage/events",
+            content=raw,
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert field in error or "NaN" in error
+    rows = (await report(instance, by="user")).json()["rows"]
+    assert user not in {r["key"] for r in rows}

@@ -13,15 +13,21 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
+# A key is secret when one of its `_`/`-`-separated words is (`instance_token`, `pat`), not when
+# it merely contains the letters (`path`, `patch`); camelCase words count (`instanceToken`).
 _SECRET_KEYS = re.compile(
-    r"(token|secret|password|authorization|private|license_?key|licence_?key|pat)", re.I
+    r"(?:^|[_-])(?:tokens?|secrets?|password|authorization|private|pat|"
+    r"license_?key|licence_?key)(?:$|[_-])",
+    re.I,
 )
+_CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}")
 _JWT_LIKE = re.compile(r"eyJ[\w-]{5,}\.[\w-]{5,}\.[\w-]*")
 
 
 def _redact(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in list(event):
-        if key != "event" and _SECRET_KEYS.search(key):
+        if key != "event" and _SECRET_KEYS.search(_CAMEL_HUMP.sub("_", key)):
             event[key] = "[redacted]"
         elif isinstance(event[key], str):
             event[key] = _JWT_LIKE.sub("[redacted-jwt]", event[key])
@@ -68,7 +74,9 @@ def bind_request_id(scope: Scope) -> str:
     request_id = ""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            request_id = value.decode("latin-1")[:128]
+            # Passed on to other parts in a header: only visible ASCII, else a new one.
+            candidate = value.decode("latin-1")[:128]
+            request_id = candidate if _REQUEST_ID.fullmatch(candidate) else ""
             break
     if not request_id:
         request_id = uuid.uuid4().hex

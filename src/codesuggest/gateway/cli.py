@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from codesuggest.common.data_dir import make_private
 from codesuggest.common.logs import configure
 from codesuggest.gateway.workers import available_cores, serve_one, serve_workers
 from codesuggest.tokens import PrivateKey
@@ -29,6 +30,7 @@ def serve(
 
     settings = GatewaySettings()
     configure(settings.log_level)
+    make_private(settings.data_dir)
     workers = workers or available_cores()
     if workers > 1:
         serve_workers(host, port, workers)

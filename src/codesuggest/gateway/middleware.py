@@ -11,7 +11,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from codesuggest.common.logs import REQUEST_ID_HEADER, bind_request_id
-from codesuggest.gateway.edge_routes import gateway_path
+from codesuggest.gateway.edge_routes import gateway_path, refusal
 from codesuggest.gateway.metrics import GatewayMetrics
 
 _ID_HEADER = REQUEST_ID_HEADER.encode()
@@ -27,6 +27,7 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        refused = refusal(scope["path"], scope.get("raw_path"))
         path = gateway_path(scope["path"])
         if path is not None:
             scope = dict(scope, path=path, raw_path=None)
@@ -41,7 +42,7 @@ class GatewayMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await (refused or self.app)(scope, receive, send_with_id)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
             route = getattr(scope.get("route"), "path", "unmatched")

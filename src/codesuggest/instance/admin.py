@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -174,7 +176,46 @@ def parse_setting(key: str, value: object) -> object:
         raise AdminError(f"{key} must be a string")
     if key == "realm" and value not in {"saas", "self-managed"}:
         raise AdminError("realm must be 'saas' or 'self-managed'")
-    return value.rstrip("/") if key.endswith("_url") else value
+    if key == "host_name":
+        return host_name(value)
+    if key.endswith("_url"):
+        return http_url(key, value)
+    if len(value) > 255 or not value.isprintable() or not value.isascii():
+        raise AdminError(f"{key} must be at most 255 printable ASCII characters")
+    return value
+
+
+_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def host_name(value: str) -> str:
+    """A DNS host name as it goes into `X-Gitlab-Host-Name`: an international name is stored in
+    its ASCII (punycode) form; anything else that is not a host name is refused."""
+    try:
+        ascii_name = value.strip().encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise AdminError(f"host_name {value!r} is not a valid host name") from None
+    labels = ascii_name.rstrip(".").split(".")
+    if len(ascii_name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise AdminError(f"host_name {value!r} is not a valid host name")
+    return ascii_name
+
+
+def http_url(key: str, value: str) -> str:
+    """An http(s) URL with a host, without credentials, query or fragment (trailing `/` cut)."""
+    value = value.strip()
+    if not value.isascii() or not value.isprintable() or " " in value or len(value) > 1024:
+        raise AdminError(f"{key} must be a URL of printable ASCII characters")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise AdminError(f"{key} {value!r} is not a valid URL") from None
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise AdminError(f"{key} must be an http:// or https:// URL with a host")
+    if parts.username is not None or parts.query or parts.fragment:
+        raise AdminError(f"{key} must not carry credentials, a query or a fragment")
+    return value.rstrip("/")
 
 
 def set_setting(session: Session, key: str, value: object) -> ApplicationSettings:

@@ -15,6 +15,7 @@ import typer
 import uvicorn
 
 from codesuggest.common import logs
+from codesuggest.common.data_dir import make_private
 from codesuggest.common.serving import server_config
 from codesuggest.instance import admin, keys, seats, sign_in
 from codesuggest.instance.models import utc
@@ -77,7 +78,9 @@ def serve(
     from codesuggest.instance.app import create_app
 
     logs.configure(log_level)
-    uvicorn.Server(server_config(create_app(InstanceSettings()), host, port, log_level)).run()
+    settings = InstanceSettings()
+    make_private(settings.data_dir)
+    uvicorn.Server(server_config(create_app(settings), host, port, log_level)).run()
 
 
 @users_app.command("create")

@@ -49,9 +49,7 @@ class InstanceContext:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
         )
-        self.limiter = make_rate_limiter(
-            self.settings.redis_url, self.settings.redis_prefix, self.clock
-        )
+        self.limiter = make_rate_limiter(self.settings.redis_url, self.settings.redis_prefix)
         self.user_tokens.reset_inflight()
         if self.settings.redis_url:
             self.user_tokens.shared = SharedTokens(

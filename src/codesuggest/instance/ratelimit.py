@@ -1,22 +1,27 @@
-"""Per-user request limits in fixed one-minute windows.
+"""Per-user request limits over a moving one-minute window (the `limits` library).
 
-With a Redis URL the counters live in Redis, so every instance process behind a load balancer
-shares them; otherwise they live in this process. Windows come from the injectable clock.
-While Redis is down a limited request is answered 503 with `Retry-After` (a limit counted per
-process would let N processes through N times over).
+A moving window counts the requests of the last 60 seconds, so no burst slips through at a
+minute boundary (a fixed window let twice the limit through within a few seconds). With a Redis
+URL the window lives in Redis, so every instance process behind a load balancer shares it;
+otherwise it lives in this process. While Redis is down a limited request is answered 503 with
+`Retry-After` (a limit counted per process would let N processes through N times over). The
+window runs on wall-clock time.
 """
 
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 from typing import Protocol
 
-import redis.asyncio as aioredis
+from limits import RateLimitItemPerSecond
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.errors import StorageError
 
 from codesuggest.common.logs import get_logger
 from codesuggest.instance.errors import unavailable
-from codesuggest.tokens import Clock
 
 log = get_logger("codesuggest.instance.ratelimit")
 WINDOW = 60
@@ -26,7 +31,7 @@ WINDOW = 60
 class Decision:
     allowed: bool
     retry_after: int
-    """Whole seconds until the window resets (at least 1)."""
+    """Whole seconds until the next request would be allowed (at least 1)."""
 
 
 class RateLimiter(Protocol):
@@ -35,64 +40,60 @@ class RateLimiter(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _window(clock: Clock) -> tuple[int, int]:
-    now = clock.now()
-    index = int(now // WINDOW)
-    retry_after = max(1, math.ceil((index + 1) * WINDOW - now))
-    return index, retry_after
+class MovingWindowLimiter:
+    """`limit` requests per `subject` in any `window` seconds, in `storage`."""
 
-
-class MemoryRateLimiter:
-    def __init__(self, clock: Clock) -> None:
-        self.clock = clock
-        self._counts: dict[tuple[str, str], tuple[int, int]] = {}
+    def __init__(self, storage: Storage, window: int = WINDOW) -> None:
+        self.storage = storage
+        self.window = window
+        self.strategy = MovingWindowRateLimiter(storage)
 
     async def hit(self, name: str, subject: str, limit: int) -> Decision:
-        index, retry_after = _window(self.clock)
-        window, count = self._counts.get((name, subject), (index, 0))
-        if window != index:
-            count = 0
-            if len(self._counts) > 100_000:  # drop stale windows now and then
-                self._counts = {k: v for k, v in self._counts.items() if v[0] == index}
-        count += 1
-        self._counts[(name, subject)] = (index, count)
-        return Decision(allowed=count <= limit, retry_after=retry_after)
+        item = RateLimitItemPerSecond(limit, self.window)
+        if await self.strategy.hit(item, name, subject):
+            return Decision(allowed=True, retry_after=1)
+        stats = await self.strategy.get_window_stats(item, name, subject)
+        wait = math.ceil(stats.reset_time - time.time())
+        return Decision(allowed=False, retry_after=max(1, wait))
 
     async def aclose(self) -> None:
         return None
 
 
-class RedisRateLimiter:
-    """INCR on `<prefix>rl:<name>:<subject>:<window>` with an expiry; if Redis fails, raises
-    the instance's 503 (one log line)."""
+class MemoryRateLimiter(MovingWindowLimiter):
+    def __init__(self, window: int = WINDOW) -> None:
+        super().__init__(MemoryStorage(), window)
 
-    def __init__(self, url: str, prefix: str, clock: Clock) -> None:
+
+class RedisRateLimiter(MovingWindowLimiter):
+    """The moving window in Redis under `<prefix>rl`; if Redis fails, raises the instance's 503
+    (one log line)."""
+
+    def __init__(self, url: str, prefix: str, window: int = WINDOW) -> None:
+        uri = url if url.startswith("async+") else "async+" + url
         # A refused connection fails at once; the timeouts only bound a Redis that hangs (and
         # leave room for a busy event loop, which is no outage).
-        self.redis = aioredis.from_url(url, socket_timeout=2.0, socket_connect_timeout=1.0)
-        self.prefix = prefix
-        self.clock = clock
+        storage = RedisStorage(
+            uri,
+            implementation="redispy",
+            key_prefix=f"{prefix}rl",
+            wrap_exceptions=True,
+            socket_timeout=2.0,
+            socket_connect_timeout=1.0,
+        )
+        super().__init__(storage, window)
 
     async def hit(self, name: str, subject: str, limit: int) -> Decision:
-        index, retry_after = _window(self.clock)
-        key = f"{self.prefix}rl:{name}:{subject}:{index}"
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(key)
-                pipe.expire(key, WINDOW * 2)
-                count, _ = await pipe.execute()
-        except (aioredis.RedisError, OSError) as exc:
+            return await super().hit(name, subject, limit)
+        except StorageError as exc:  # the library wraps every Redis error in this type
             log.warning("redis unavailable", call="rate limit", error=type(exc).__name__)
             raise unavailable(
                 "The rate-limit store (Redis) is unavailable. Try again later.", "redis_unavailable"
             ) from None
-        return Decision(allowed=int(count) <= limit, retry_after=retry_after)
-
-    async def aclose(self) -> None:
-        await self.redis.aclose()
 
 
-def make_rate_limiter(redis_url: str | None, prefix: str, clock: Clock) -> RateLimiter:
+def make_rate_limiter(redis_url: str | None, prefix: str) -> RateLimiter:
     if redis_url:
-        return RedisRateLimiter(redis_url, prefix, clock)
-    return MemoryRateLimiter(clock)
+        return RedisRateLimiter(redis_url, prefix)
+    return MemoryRateLimiter()

@@ -70,6 +70,9 @@ class InstanceSettings(BaseSettings):
     revision: str = "codesuggest"
     gateway_url: str = "http://127.0.0.1:8084"
     edge_url: str | None = None
+    allowed_gateway_urls: list[str] = []
+    """Further URLs an admin may set as `gateway_url`/`edge_url` through the API (the instance
+    token goes there); `gateway_url` and `edge_url` above are always allowed."""
     portal_url: str = "http://127.0.0.1:8081"
     license_key: str | None = None
     redis_url: str | None = Field(
@@ -115,6 +118,11 @@ class InstanceSettings(BaseSettings):
 
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'instance.db'}"
+
+    def gateway_urls(self) -> set[str]:
+        """Where the instance token may be sent: the deploy-time gateway and edge URLs."""
+        urls = [self.gateway_url, self.edge_url, *self.allowed_gateway_urls]
+        return {url.rstrip("/") for url in urls if url}
 
     def resolved_host_name(self) -> str:
         return self.host_name or urlsplit(self.url).hostname or "localhost"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import Engine, and_, case, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -31,6 +31,17 @@ from codesuggest.tokens import Clock, KeySource, PublicKey, RemoteKeySet, System
 from codesuggest.tokens.errors import TokenError
 
 MAX_BATCH = 5000
+MAX_INT = 2**31 - 1  # the columns are 32-bit integers on every database
+DAY_MS = 86_400_000.0
+
+
+def _storable_time(value: datetime) -> datetime:
+    """A time whose UTC form exists (`0001-01-01T00:00:00+14:00` has none)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the timestamp is out of range") from None
+    return value
 
 
 class IncomingEvent(UsageEvent):
@@ -38,10 +49,14 @@ class IncomingEvent(UsageEvent):
     ignored, and text longer than its column cut to size: an over-long user agent must not make
     the whole batch invalid (the gateway would park it, and reports would lose it)."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     event_id: str = Field(min_length=1, max_length=64)
-    timestamp: datetime
+    timestamp: Annotated[datetime, AfterValidator(_storable_time)]
+    # What the columns can hold: a count of 2**63 or a latency of NaN never reaches the database.
+    latency_ms: float | None = Field(default=None, ge=0, le=DAY_MS)
+    suggestion_chars: int | None = Field(default=None, ge=0, le=MAX_INT)
+    count: int = Field(default=1, ge=0, le=MAX_INT)
 
     @model_validator(mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from codesuggest.common import logs
+from codesuggest.common.data_dir import make_private
 from codesuggest.common.serving import server_config
 from codesuggest.portal.admin import PortalAdmin
 from codesuggest.portal.keyring import KeyringError
@@ -80,6 +81,7 @@ def serve(
     if "url" not in settings.model_fields_set:
         settings = settings.model_copy(update={"url": f"http://{host}:{port}"})
     logs.configure(log_level)
+    make_private(settings.data_dir)
     uvicorn.Server(server_config(create_app(settings), host, port)).run()
 
 

@@ -22,6 +22,8 @@ from typing import Any
 
 import platformdirs
 
+from codesuggest.common.data_dir import make_private
+
 DEFAULT_PORT_BASE = 8180
 HOST = "127.0.0.1"
 PARTS = ("portal", "self-managed", "saas", "gateway")
@@ -71,12 +73,12 @@ class Layout:
 
 
 def prepare_data_dir(data_dir: Path) -> Path:
-    """Create the data directory (0700) or explain why it cannot be used."""
+    """Create the data directory (0700, files 0600) or explain why it cannot be used."""
     data_dir = data_dir.expanduser().resolve()
     if data_dir.exists() and not data_dir.is_dir():
         raise StackError(f"data directory {data_dir} exists but is not a directory")
     try:
-        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        make_private(data_dir)  # and tightens an existing one
         (data_dir / "logs").mkdir(exist_ok=True)
     except OSError as exc:
         raise StackError(f"cannot create data directory {data_dir}: {exc.strerror}") from exc

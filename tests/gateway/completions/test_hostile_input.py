@@ -62,3 +62,36 @@ def test_a_20_mb_body_with_a_valid_token_is_refused_at_the_edge_route(gw) -> Non
             "/ai/v2/code/completions", content=b"x" * (20 * 1024 * 1024), headers=_headers(gw, "")
         )
     assert response.status_code == 413
+
+
+@pytest.mark.parametrize("path", ["/ai/metrics", "/ai/metrics/"])
+def test_the_built_in_edge_keeps_metrics_internal(gw, path: str) -> None:  # type: ignore[no-untyped-def]
+    with gw.client() as c:
+        assert c.get("/metrics").status_code == 200  # scraped on the replica itself
+        response = c.get(path)
+    assert response.status_code == 404
+    assert response.json() == {"error": "Not found"}
+
+
+@pytest.mark.parametrize(
+    "raw_path",
+    [
+        b"/ai%2fv2%2fcode%2fcompletions",
+        b"/ai/v2%2Fcode/completions",
+        b"/auth%2fv1/code/user_access_token",
+    ],
+)
+def test_the_built_in_edge_refuses_encoded_slashes(gw, raw_path: bytes) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.create_connection(("127.0.0.1", gw.gateway.port), timeout=5) as sock:
+        sock.sendall(
+            b"POST "
+            + raw_path
+            + b" HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}"
+        )
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 400"), response[:200]
+    assert b"encoded slash" in response

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter, Request
 
+from codesuggest.common import strict_json
 from codesuggest.instance import errors
 from codesuggest.instance.access import authenticated_user
 from codesuggest.instance.admin import SETTABLE, AdminError, parse_setting
@@ -15,6 +15,7 @@ from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.identity import authenticate, pat_from_headers, require_admin
 from codesuggest.instance.models import ApplicationSettings, User
 from codesuggest.instance.routes.deps import ContextDep, PatHeaders, now
+from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import application_settings
 
 router = APIRouter(prefix="/api/v4")
@@ -49,6 +50,21 @@ def _settings_body(row: ApplicationSettings) -> dict[str, Any]:
     return {name: getattr(row, name) for name in SETTABLE} | {"instance_uuid": row.instance_uuid}
 
 
+GATEWAY_URLS = ("gateway_url", "edge_url")
+
+
+def _check_allowed_gateway(settings: InstanceSettings, key: str, url: str) -> None:
+    """The instance token goes to these URLs: only the deploy-time ones may be chosen here."""
+    if url not in settings.gateway_urls():
+        raise errors.InstanceError(
+            403,
+            {
+                "error": f"{key} can only be set to a gateway URL allowed at deploy time "
+                "(CODESUGGEST_INSTANCE_GATEWAY_URL, _EDGE_URL or _ALLOWED_GATEWAY_URLS)"
+            },
+        )
+
+
 def _admin_session(
     context: InstanceContext, pat: tuple[str | None, str | None], update: dict[str, Any] | None
 ) -> dict[str, Any]:
@@ -60,10 +76,16 @@ def _admin_session(
         row = application_settings(session)
         for key, value in (update or {}).items():
             try:
-                setattr(row, key, parse_setting(key, value))
+                parsed = parse_setting(key, value)
             except AdminError as exc:
                 raise errors.InstanceError(400, {"error": str(exc)}) from exc
+            if key in GATEWAY_URLS and parsed is not None:
+                _check_allowed_gateway(context.settings, key, str(parsed))
+            setattr(row, key, parsed)
         return _settings_body(row)
+
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 async def _update_from(request: Request) -> dict[str, Any]:
@@ -73,14 +95,19 @@ async def _update_from(request: Request) -> dict[str, Any]:
     content_type = request.headers.get("content-type", "")
     if raw and content_type.startswith("application/json"):
         try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise errors.InstanceError(400, {"error": "the body is not valid JSON"}) from exc
+            body = strict_json.loads(raw)
+        except strict_json.BadJson as exc:
+            raise errors.InstanceError(400, {"error": str(exc)}) from exc
         if not isinstance(body, dict):
             raise errors.InstanceError(400, {"error": "the request body must be a JSON object"})
         values.update(body)
+    elif raw and content_type.startswith(FORM_TYPES):
+        form = await request.form()
+        values.update({k: v for k, v in form.items() if isinstance(v, str)})
     elif raw:
-        values.update(dict(await request.form()))
+        raise errors.InstanceError(
+            415, {"error": "send the settings as JSON, a form or query parameters"}
+        )
     unknown = sorted(set(values) - set(SETTABLE))
     if unknown:
         raise errors.InstanceError(400, {"error": f"unknown settings: {', '.join(unknown)}"})

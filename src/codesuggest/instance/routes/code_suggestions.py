@@ -8,6 +8,7 @@ from anyio import to_thread
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
+from codesuggest.common import strict_json
 from codesuggest.instance import errors, upstream
 from codesuggest.instance.access import FEATURE_ENABLEMENT, SeatedUser, seated_user
 from codesuggest.instance.context import InstanceContext
@@ -118,13 +119,13 @@ async def completions(
     )
     raw = await request.body()
     try:
-        payload = json.loads(raw) if raw else {}
-    except ValueError as exc:
-        raise errors.InstanceError(400, {"error": "the request body is not valid JSON"}) from exc
+        payload = strict_json.loads(raw) if raw else {}
+    except strict_json.BadJson as exc:
+        raise errors.InstanceError(400, {"error": str(exc)}) from exc
     if not isinstance(payload, dict):
         raise errors.InstanceError(400, {"error": "the request body must be a JSON object"})
     intent = payload.get("intent") or "completion"
-    if intent not in {"completion", "generation"}:
+    if not isinstance(intent, str) or intent not in {"completion", "generation"}:
         raise errors.InstanceError(400, {"error": "intent does not have a valid value"})
     path = "/v2/code/generations" if intent == "generation" else "/v2/code/completions"
     pinned = caller.info.model_details

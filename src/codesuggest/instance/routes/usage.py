@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from codesuggest.common.logs import get_logger
+from codesuggest.common.strict_json import BadJson, parse_model
 from codesuggest.instance import errors
 from codesuggest.instance.routes.deps import Administrator, ContextDep
 from codesuggest.instance.usage_sink import EventBatch, UsageSink
@@ -40,7 +41,9 @@ async def receive_events(request: Request, sink: Sink) -> JSONResponse:
         log.info("usage batch refused", reason=exc.reason)
         return JSONResponse(UNAUTHORIZED, status_code=401)
     try:
-        batch = EventBatch.model_validate_json(await request.body())
+        batch = parse_model(EventBatch, await request.body())
+    except BadJson as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "body"

@@ -181,29 +181,30 @@ def test_disabled_direct_connections_is_the_exact_403(stack: Stack) -> None:
 
 
 def test_the_51st_request_in_a_minute_is_429_with_retry_after(stack: Stack) -> None:
-    stack.clock.set(float(int(stack.clock.now()) // 60 * 60 + 20))  # 20 s into a window
     pat = stack.user()
     statuses = [stack.direct_access(pat).status_code for _ in range(50)]
     assert statuses == [201] * 50
     response = stack.direct_access(pat)
     assert response.status_code == 429
     assert response.json() == TOO_MANY
-    assert response.headers["Retry-After"] == "40"
+    assert 1 <= int(response.headers["Retry-After"]) <= 60  # when the first of the 50 ages out
     assert response.headers["X-GitLab-Error-Origin"] == "monolith"
-    # another user is not affected; the next window lets the user in again
+    # another user is not affected (the window moving on: tests/instance/test_ratelimit.py)
     assert stack.direct_access(stack.user()).status_code == 201
-    stack.clock.advance(40)
-    assert stack.direct_access(pat).status_code == 201
 
 
 def test_100_calls_by_one_user_mint_once(stack: Stack) -> None:
     pat = stack.user()
     before, signed = stack.mints, stack.ctx.user_tokens.mints
     tokens = set()
-    for i in range(100):
-        if i % 40 == 39:
-            stack.clock.advance(60)  # stay under the per-minute limit
-        tokens.add(stack.direct_access(pat).json()["token"])
+    stack.ctx.settings.direct_access_per_minute = 1000  # the limit is not what this is about
+    try:
+        for i in range(100):
+            if i % 40 == 39:
+                stack.clock.advance(60)  # the token is reused as time goes on
+            tokens.add(stack.direct_access(pat).json()["token"])
+    finally:
+        stack.ctx.settings.direct_access_per_minute = 50
     assert len(tokens) == 1
     assert stack.ctx.user_tokens.mints - signed == 1
     if stack.realm == "self-managed":

@@ -67,9 +67,17 @@ def test_unparseable_requests_get_400_json(
 
 
 def test_body_over_the_cap_gets_413_json(portal: Portal, unchanged: None) -> None:
-    response = portal.access("k" * 1024 * 1024)
+    response = portal.access("k" * 100_000)
     assert response.status_code == 413
     assert only_error(response) == "Request body is larger than 65536 bytes"
+
+
+def test_body_over_every_servers_cap_is_refused_before_it_is_read(
+    portal: Portal, unchanged: None
+) -> None:
+    response = portal.access("k" * 2 * 1024 * 1024)
+    assert response.status_code == 413
+    assert response.json() == {"error": "Request body is larger than 1048576 bytes"}
 
 
 def test_long_licence_key_under_the_cap_is_malformed(portal: Portal, unchanged: None) -> None:

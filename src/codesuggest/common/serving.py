@@ -3,7 +3,8 @@
 `ServingLimits` is the one place the bounds live (docs/operations.md lists the values); they are
 enforced in the HTTP protocol itself, before any app code runs, so every route of every part is
 covered: a body larger than `max_body_bytes` is refused with 413 from its `Content-Length`
-without being read (a chunked one as soon as it passes the limit); more than `max_headers`
+without being read (a chunked one as soon as it passes the limit; every refusal here is
+`{"error": "<what>"}`); more than `max_headers`
 headers or more than `max_header_bytes` of request line and headers get 431; headers not
 complete within `header_timeout` seconds of the first byte get 408 (slowloris); a connection
 with no request in flight is closed after `keep_alive_timeout`, also before its first request;
@@ -13,6 +14,7 @@ beyond `max_connections` open connections a request gets 503.
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import sys
 import time
@@ -140,11 +142,11 @@ def bounded_protocol(limits: ServingLimits) -> type[HttpToolsProtocol]:
                 return
             cycle = self.cycle
             if cycle is None or cycle.response_complete or not cycle.response_started:
-                body = refusal.message.encode()
+                body = json.dumps({"error": refusal.message}).encode()
                 status = refusal.status
                 self.transport.write(
                     b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
-                    + b"content-type: text/plain; charset=utf-8\r\n"
+                    + b"content-type: application/json\r\n"
                     + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
                     + body
                 )

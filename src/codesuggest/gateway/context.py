@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from codesuggest.gateway.completions.service import CompletionService
+from codesuggest.gateway.fairness import Fairness
 from codesuggest.gateway.metrics import GatewayMetrics
 from codesuggest.gateway.providers import ProviderRegistry, build_registry
 from codesuggest.gateway.settings import GatewaySettings
@@ -28,6 +29,7 @@ class GatewayContext:
     trust: TrustStore
     signer: Signer
     completions: CompletionService
+    fairness: Fairness
     # What the routes record usage with; the started recorder once `start()` ran.
     usage: UsageRecorder = field(default_factory=NullRecorder)
     draining: bool = False
@@ -51,6 +53,7 @@ class GatewayContext:
             trust=trust,
             signer=Signer(trust.signing_key, settings.service_name, clock),
             completions=CompletionService(settings.completions, registry, metrics.registry),
+            fairness=Fairness(settings.fairness),
         )
 
     async def start(self) -> None:
@@ -62,8 +65,10 @@ class GatewayContext:
         self._recorder = self.usage = recorder
         self.trust.start()
         await self.completions.registry.start()
+        await self.fairness.start()
 
     async def aclose(self) -> None:
+        await self.fairness.aclose()
         await self.completions.registry.aclose()
         if self._recorder is not None:
             await self._recorder.aclose()

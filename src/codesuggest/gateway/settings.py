@@ -10,6 +10,7 @@ from pydantic import BaseModel, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codesuggest.gateway.completions.settings import CompletionsSettings
+from codesuggest.gateway.fairness import FairnessSettings
 from codesuggest.gateway.usage.settings import UsageSettings
 from codesuggest.tokens.claims import DEFAULT_SERVICE_NAME
 
@@ -49,5 +50,7 @@ class GatewaySettings(BaseSettings):
     # --- completions: models and prompts (owned by gateway/completions; docs/models.md) ---
     # env: CODESUGGEST_GATEWAY_COMPLETIONS__<FIELD>, e.g. ..._COMPLETIONS__PROVIDER=openai
     completions: CompletionsSettings = CompletionsSettings()
+    # --- per-user rate limit and concurrency cap (gateway/fairness.py; docs/gateway.md) ---
+    fairness: FairnessSettings = FairnessSettings()
     # --- usage tracking: outbox and sink (gateway/usage; docs/usage.md) ---
     usage: UsageSettings = UsageSettings()

@@ -26,7 +26,7 @@ from codesuggest.gateway.completions.results import (
     Streamed,
 )
 from codesuggest.gateway.completions.schemas import CompletionRequest, GenerationRequest
-from codesuggest.gateway.completions.service import RequestInfo
+from codesuggest.gateway.completions.service import CompletionService, RequestInfo
 from codesuggest.gateway.completions.timing import measure, server_timing, timings_of
 from codesuggest.gateway.context import ContextDep, GatewayContext
 from codesuggest.gateway.routes.deps import CompletionCaller, GenerationCaller
@@ -61,6 +61,18 @@ async def _serve(
         disconnected=_disconnect_of(request),
     )
     service = context.completions
+    # Per-user rate and concurrency (gateway/fairness.py): a 429 costs nothing more.
+    ticket = context.fairness.admit(caller, request.headers.get("authorization"))
+    try:
+        return ticket.release_after(await _answer(request, schema, service, info))
+    except BaseException:
+        ticket.release()
+        raise
+
+
+async def _answer(
+    request: Request, schema: type[CompletionRequest], service: CompletionService, info: RequestInfo
+) -> Response:
     try:
         with measure(info.timings, "parse"):
             body = parse_model(schema, await request.body())

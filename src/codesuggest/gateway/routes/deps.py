@@ -24,12 +24,14 @@ MINT_REFUSAL = "Unauthorized to create user access token"
 def timed_auth(
     scope: str, *, user_tokens: bool, refusal: str
 ) -> Callable[[Request, GatewayContext], Awaitable[Caller]]:
-    """The auth dependency, plus the request's start time and Server-Timing on refusals."""
+    """The auth dependency, plus the request's start time and Server-Timing on refusals; a
+    token refused for its rate moments ago is refused again before it is verified."""
     inner = requires(scope, user_tokens=user_tokens, refusal=refusal)
 
     async def dependency(request: Request, context: ContextDep) -> Caller:
         started = request.state.started = time.perf_counter()
         try:
+            context.fairness.refuse_known(request.headers.get("authorization"))
             return await inner(request, context)
         except GatewayError as exc:
             timings = timings_of(request)

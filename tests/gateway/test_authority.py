@@ -10,7 +10,7 @@ from support.issuer import instance_headers
 INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
 
 
-def mint(gw, token: str, user: str = "gid-42", realm: str = "self-managed"):  # type: ignore[no-untyped-def]
+def mint(gw, token: str, user: str | bytes = "gid-42", realm: str = "self-managed"):  # type: ignore[no-untyped-def]
     headers = instance_headers(token, INSTANCE_ID, realm) | {"X-Gitlab-Global-User-Id": user}
     with gw.client() as c:
         return c.post("/v1/code/user_access_token", headers=headers)
@@ -69,6 +69,20 @@ def test_missing_global_user_id_is_400(gw) -> None:
         )
     assert response.status_code == 400
     assert "X-Gitlab-Global-User-Id" in response.json()["detail"]
+
+
+def test_an_over_long_or_unprintable_global_user_id_is_400(gw) -> None:
+    instance_token = gw.portal.instance_token(INSTANCE_ID, clock=gw.clock)
+    for user in ("g" * 6000, "a b", "caf\u00e9".encode("latin-1")):
+        response = mint(gw, instance_token, user=user)
+        assert response.status_code == 400, user
+        assert "255 printable ASCII" in response.json()["detail"]
+    longest = mint(gw, instance_token, user="g" * 255)
+    assert longest.status_code == 200
+    token = longest.json()["token"]
+    with gw.client() as c:  # and the token minted for the longest accepted id is itself accepted
+        passed = c.post("/test/protected", headers=user_headers(token, user="g" * 255))
+    assert passed.status_code == 200, passed.text
 
 
 def test_user_token_cannot_mint(gw) -> None:

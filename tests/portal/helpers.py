@@ -6,7 +6,7 @@ Imported as `portal.helpers` (pytest puts tests/ on sys.path).
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +59,22 @@ class Portal:
     clock: ManualClock
     settings: PortalSettings
     http: httpx.Client
+    instances: dict[str, str] = field(default_factory=dict)
 
     def access(
         self, licence_key: str, headers: dict[str, str] | None = None, version: str = "17.0.0"
     ) -> httpx.Response:
+        """Without `headers`, as the one instance this licence serves (bound at first sync)."""
+        if headers is None:
+            instance_id = self.instances.setdefault(licence_key, str(uuid.uuid4()))
+            headers = instance_headers(instance_id)
         return self.http.post(
             "/graphql",
             json={
                 "query": ACCESS_QUERY,
                 "variables": {"licenseKey": licence_key, "gitlabVersion": version},
             },
-            headers=instance_headers() if headers is None else headers,
+            headers=headers,
         )
 
     def licence_with_addon(self, **kwargs: Any) -> str:
@@ -78,11 +83,13 @@ class Portal:
         return created.key
 
 
-def start_portal(database_url: str, data_dir: Path) -> tuple[Portal, ServerThread]:
+def start_portal(
+    database_url: str, data_dir: Path, **overrides: Any
+) -> tuple[Portal, ServerThread]:
     port = free_port()
     clock = ManualClock(START)
     settings = PortalSettings(
-        url=f"http://127.0.0.1:{port}", data_dir=data_dir, database_url=database_url
+        url=f"http://127.0.0.1:{port}", data_dir=data_dir, database_url=database_url, **overrides
     )
     app = create_app(settings, clock=clock)
     server = ServerThread(app, port=port).start()

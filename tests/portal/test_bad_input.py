@@ -45,8 +45,10 @@ def only_error(response) -> str:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        (b'{"query": ', "Request body is not valid JSON"),
-        (b"\xff\xfe\x00garbage", "Request body is not valid JSON"),
+        (b'{"query": ', "The request body is not valid JSON: Expecting value"),
+        (b"\xff\xfe\x00garbage", "The request body is not valid UTF-8"),
+        (b'{"query": "{ a }", "variables": {"x": NaN}}', "The request body contains NaN"),
+        (b'{"query": "{ a }", "variables": ' + b"[" * 3000 + b"]" * 3000 + b"}", "The request"),
         (b"[1, 2, 3]", "Request body must be a JSON object"),
         (b'"just a string"', "Request body must be a JSON object"),
         (b"{}", "'query' must be a non-empty string"),
@@ -63,7 +65,15 @@ def test_unparseable_requests_get_400_json(
         "/graphql", content=body, headers={"content-type": "application/json"}
     )
     assert response.status_code == 400
-    assert only_error(response) == message
+    assert only_error(response).startswith(message)
+
+
+def test_a_body_that_is_not_json_gets_415(portal: Portal, unchanged: None) -> None:
+    response = portal.http.post(
+        "/graphql", content=b'{"query": "{ __typename }"}', headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 415
+    assert only_error(response) == "Send the request as application/json"
 
 
 def test_body_over_the_cap_gets_413_json(portal: Portal, unchanged: None) -> None:

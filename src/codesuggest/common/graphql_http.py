@@ -8,7 +8,6 @@ errors (syntax, validation, refusals raised by resolvers) come back in `errors` 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,8 @@ from typing import Any
 import strawberry
 from fastapi.responses import JSONResponse
 from graphql import GraphQLError
+
+from codesuggest.common import strict_json
 
 MEMBERS = frozenset({"query", "variables", "operationName", "extensions"})
 
@@ -36,9 +37,9 @@ def error_response(
 def parse_request(body: bytes) -> GraphQLRequest | str:
     """The request, or the message saying what is wrong with it."""
     try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
-        return "Request body is not valid JSON"
+        payload = strict_json.loads(body)
+    except strict_json.BadJson as exc:
+        return str(exc)[0].upper() + str(exc)[1:]
     if not isinstance(payload, dict):
         return "Request body must be a JSON object"
     unknown = set(payload) - MEMBERS

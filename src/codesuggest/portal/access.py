@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from limits import RateLimitItemPerHour
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from codesuggest.common.logs import get_logger
 from codesuggest.common.sealing import Sealer
 from codesuggest.portal import keyring
-from codesuggest.portal.licensing import find_by_key
+from codesuggest.portal.licensing import bound_instance, find_by_key
 from codesuggest.portal.models import AddonPurchase, Licence, LicenceInstance
 from codesuggest.tokens import REALM_SELF_MANAGED, Clock, Signer
 from codesuggest.tokens.claims import ADDON_SCOPES
@@ -55,6 +58,11 @@ LICENSE_NOT_CLOUD = ("LICENSE_NOT_CLOUD", "License is not a cloud license")
 LICENSE_TRIAL = ("LICENSE_TRIAL", "Trial licenses cannot use Cloud Connector")
 LICENSE_NOT_STARTED = ("LICENSE_NOT_STARTED", "License is not active yet")
 LICENSE_EXPIRED = ("LICENSE_EXPIRED", "License has expired")
+LICENSE_BOUND = (
+    "LICENSE_BOUND",
+    "License is in use by another instance (a portal admin can move it: licenses rebind)",
+)
+RATE_LIMITED = ("RATE_LIMITED", "Too many requests for this license; try again later")
 
 
 def _deny(reason: tuple[str, str]) -> AccessDenied:
@@ -179,8 +187,12 @@ class AccessService:
         issuer: str,
         audience: str,
         lifetime: timedelta,
+        per_hour: int = 60,
     ) -> None:
         self.sessions = sessions
+        # Per licence, over a moving hour, in this process (the `limits` library).
+        self.limit = RateLimitItemPerHour(per_hour)
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.sealer = sealer
         self.clock = clock
         self.issuer = issuer
@@ -219,7 +231,12 @@ class AccessService:
             licence = find_by_key(session, licence_key)
             if licence is None:
                 raise _deny(LICENSE_NOT_FOUND)
+            if not self.limiter.hit(self.limit, str(licence.id)):
+                raise _deny(RATE_LIMITED)
             hard_end = _check_licence(licence, now)
+            bound = bound_instance(session, licence.id)
+            if bound is not None and bound != caller.instance_id:
+                raise _deny(LICENSE_BOUND)
             addons = list(licence.addons)
             services = _services(addons, now)
             _record_instance(session, licence.id, caller, now)

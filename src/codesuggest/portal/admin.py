@@ -76,6 +76,10 @@ class PortalAdmin:
         with self.sessions.begin() as session:
             return licensing.revoke_licence(session, licence_id, self.now())
 
+    def rebind_licence(self, licence_id: int, instance_id: str | None = None) -> Licence:
+        with self.sessions.begin() as session:
+            return licensing.rebind_licence(session, licence_id, instance_id, self.now())
+
     def add_addon(
         self, licence_id: int, *, name: str = "code_suggestions", seats: int = 10, days: int = 365
     ) -> AddonPurchase:

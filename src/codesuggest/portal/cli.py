@@ -182,6 +182,22 @@ def licenses_revoke(licence_id: int, data_dir: DataDir = None) -> None:
     out.print(f"Licence {licence.id} revoked at {_iso(licence.revoked_at)}")
 
 
+@licenses_app.command("rebind")
+def licenses_rebind(
+    licence_id: int,
+    instance_id: Annotated[
+        str | None,
+        typer.Option(help="Bind to this instance id; default: to the instance of the next sync."),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Move a licence to another instance: a licence serves only the instance of its first sync."""
+    with _admin(data_dir) as admin:
+        admin.rebind_licence(licence_id, instance_id)
+    target = instance_id or "the instance of its next sync"
+    out.print(f"Licence {licence_id} is now bound to {target}")
+
+
 @addons_app.command("add")
 def addons_add(
     licence_id: int,

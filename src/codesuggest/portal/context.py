@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from codesuggest.portal import keyring
 from codesuggest.portal.access import AccessService
 from codesuggest.portal.admin import PortalAdmin
+from codesuggest.portal.graphql_schema import PortalSchema, build_schema
 from codesuggest.portal.settings import PortalSettings
 from codesuggest.tokens import Clock, PublicKey
 
@@ -21,6 +22,7 @@ class PortalContext:
     clock: Clock
     admin: PortalAdmin
     access: AccessService
+    graphql_schema: PortalSchema
     _public_keys: dict[str, PublicKey] = field(default_factory=dict)  # parsed once per kid
 
     @classmethod
@@ -35,8 +37,12 @@ class PortalContext:
             issuer=settings.issuer,
             audience=settings.service_name,
             lifetime=settings.token_lifetime,
+            per_hour=settings.access_per_hour,
         )
-        return cls(settings=settings, clock=clock, admin=admin, access=access)
+        schema = build_schema(introspection=settings.graphql_introspection)
+        return cls(
+            settings=settings, clock=clock, admin=admin, access=access, graphql_schema=schema
+        )
 
     def published_keys(self) -> list[PublicKey]:
         """The keys verifiers may meet now (current, next, and retired ones still valid)."""

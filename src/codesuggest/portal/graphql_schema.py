@@ -8,9 +8,10 @@ from typing import cast
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.extensions import DisableIntrospection, MaxAliasesLimiter, MaxTokensLimiter
 from strawberry.scalars import JSON
 
+from codesuggest.common.graphql_limits import depth_limit
 from codesuggest.portal.access import AccessGrant, AccessService
 
 
@@ -76,11 +77,17 @@ class PortalSchema(strawberry.Schema):
         """Errors are logged (without secrets) by the HTTP endpoint, not here."""
 
 
-schema = PortalSchema(
-    query=Query,
-    extensions=[
+MAX_DEPTH = 10
+
+
+def build_schema(introspection: bool = False) -> PortalSchema:
+    """The schema; introspection is refused unless asked for (`graphql_introspection`), and
+    the depth limit counts introspection fields too."""
+    extensions: list = [
         lambda: MaxAliasesLimiter(max_alias_count=2),
         lambda: MaxTokensLimiter(max_token_count=1000),
-        lambda: QueryDepthLimiter(max_depth=10),
-    ],
-)
+        lambda: depth_limit(MAX_DEPTH),
+    ]
+    if not introspection:
+        extensions.append(DisableIntrospection)
+    return PortalSchema(query=Query, extensions=extensions)

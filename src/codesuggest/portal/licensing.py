@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from codesuggest.common.sealing import hash_secret, new_secret
-from codesuggest.portal.models import AddonPurchase, Customer, Licence
+from codesuggest.portal.models import AddonPurchase, Customer, Licence, LicenceInstance
 from codesuggest.tokens.claims import ADDON_SCOPES
 
 LICENCE_KEY_PREFIX = "cslk_"
@@ -115,6 +115,36 @@ def revoke_licence(session: Session, licence_id: int, now: datetime) -> Licence:
     licence = get_licence(session, licence_id)
     if licence.revoked_at is None:
         licence.revoked_at = now
+    session.flush()
+    return licence
+
+
+def bound_instance(session: Session, licence_id: int) -> str | None:
+    """The instance id a licence is bound to: the one of its first sync (None before it)."""
+    return session.scalar(
+        select(LicenceInstance.instance_id)
+        .where(LicenceInstance.licence_id == licence_id)
+        .order_by(LicenceInstance.first_seen_at, LicenceInstance.id)
+        .limit(1)
+    )
+
+
+def rebind_licence(
+    session: Session, licence_id: int, instance_id: str | None, now: datetime
+) -> Licence:
+    """Forget the instances a licence has synced from, so it binds to `instance_id` (or, when
+    None, to the instance of its next sync). An explicit admin action: a licence moved to a
+    new installation."""
+    licence = get_licence(session, licence_id)
+    for row in list(licence.instances):
+        session.delete(row)
+    session.flush()
+    if instance_id is not None:
+        session.add(
+            LicenceInstance(
+                licence_id=licence.id, instance_id=instance_id, first_seen_at=now, last_seen_at=now
+            )
+        )
     session.flush()
     return licence
 

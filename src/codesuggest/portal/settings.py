@@ -44,6 +44,12 @@ class PortalSettings(BaseSettings):
     token_lifetime: timedelta = timedelta(days=3)
     service_name: str = DEFAULT_SERVICE_NAME
     max_body_bytes: int = 64 * 1024
+    access_per_hour: int = Field(
+        default=60, ge=1, description="cloudConnectorAccess calls per licence in any hour."
+    )
+    graphql_introspection: bool = Field(
+        default=False, description="Answer GraphQL introspection (development only)."
+    )
 
     @property
     def issuer(self) -> str:

@@ -3,6 +3,7 @@ token (docs/contracts.md section 5)."""
 
 from __future__ import annotations
 
+import re
 import time
 
 from fastapi import APIRouter, Request
@@ -16,6 +17,12 @@ from codesuggest.tokens import COMPLETE_CODE
 
 router = APIRouter()
 
+MAX_GLOBAL_USER_ID = 255
+BAD_GLOBAL_USER_ID = (
+    f"X-Gitlab-Global-User-Id must be 1 to {MAX_GLOBAL_USER_ID} printable ASCII characters"
+)
+_PRINTABLE = re.compile(r"[\x21-\x7e]+")
+
 
 @router.post("/v1/code/user_access_token")
 async def user_access_token(
@@ -26,6 +33,9 @@ async def user_access_token(
     global_user_id = request.headers.get("x-gitlab-global-user-id")
     if not global_user_id:
         raise GatewayError(400, {"detail": "Missing X-Gitlab-Global-User-Id header"})
+    if len(global_user_id) > MAX_GLOBAL_USER_ID or not _PRINTABLE.fullmatch(global_user_id):
+        # It becomes the token's `sub`: an over-long one made tokens the gateway then refused.
+        raise GatewayError(400, {"detail": BAD_GLOBAL_USER_ID})
     started = time.perf_counter()
     token, claims = context.signer.mint(
         subject=global_user_id,

@@ -11,7 +11,7 @@ from codesuggest.common.bodies import BodyTooLarge, read_capped
 from codesuggest.common.logs import get_logger
 from codesuggest.portal.access import AccessDenied
 from codesuggest.portal.context import ContextDep
-from codesuggest.portal.graphql_schema import RequestContext, schema
+from codesuggest.portal.graphql_schema import RequestContext
 
 log = get_logger("codesuggest.portal.graphql")
 router = APIRouter()
@@ -32,6 +32,9 @@ def _refused(error: Exception) -> None:
 @router.post("/graphql")
 async def graphql(request: Request, context: ContextDep) -> JSONResponse:
     limit = context.settings.max_body_bytes
+    content_type = request.headers.get("content-type", "application/json")
+    if not content_type.startswith("application/json"):
+        return graphql_http.error_response(415, "Send the request as application/json")
     try:
         body = await read_capped(request, limit)
     except BodyTooLarge as exc:
@@ -41,7 +44,7 @@ async def graphql(request: Request, context: ContextDep) -> JSONResponse:
         return graphql_http.error_response(400, parsed)
     headers = {name: request.headers[name] for name in _CALLER_HEADERS if name in request.headers}
     return await graphql_http.execute(
-        schema,
+        context.graphql_schema,
         parsed,
         RequestContext(service=context.access, headers=headers),
         log,

@@ -18,15 +18,14 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import Request, Response
 
 from codesuggest.gateway.auth import Caller
 from codesuggest.gateway.errors import GatewayError
 from codesuggest.gateway.fairness import Fairness, FairnessSettings, TokenBuckets
 from gateway.completions.routes_env import completion_body
+from gateway.providers.fake_servers import FakeOpenAI
 from support.issuer import Issuer, instance_headers, wait_until
-from support.servers import ServerThread
 
 INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
 MODEL_SLOTS = 2
@@ -34,23 +33,20 @@ MODEL_SECONDS = 0.05
 REDIS = "redis://127.0.0.1:6379/0"
 
 
-def capacity_limited_model() -> ServerThread:
+class CapacityLimitedModel(FakeOpenAI):
     """An OpenAI-compatible model server that, like a real one, serves a few requests at a
     time (MODEL_SLOTS, MODEL_SECONDS each): whatever one user sends queues in front of others."""
-    app = FastAPI()
-    slots = asyncio.Semaphore(MODEL_SLOTS)
 
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> JSONResponse:
-        await request.body()
-        async with slots:
+    async def _answer(self, request: Request, chat: bool) -> Response:
+        if not hasattr(self, "slots"):
+            self.slots = asyncio.Semaphore(MODEL_SLOTS)
+        async with self.slots:
             await asyncio.sleep(MODEL_SECONDS)
-        choice = {"index": 0, "text": "return a + b", "logprobs": None, "finish_reason": "length"}
-        return JSONResponse(
-            {"id": "c", "object": "text_completion", "created": 1, "choices": [choice]}
-        )
+            return await super()._answer(request, chat)
 
-    return ServerThread(app).start()
+
+def capacity_limited_model() -> CapacityLimitedModel:
+    return CapacityLimitedModel().start()
 
 
 @dataclass
@@ -87,7 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         "CODESUGGEST_GATEWAY_LOG_LEVEL": "WARNING",
         "CODESUGGEST_GATEWAY_COMPLETIONS__PROVIDER": "openai",
         "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_BASE_URL": model.url + "/v1",
-        "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_MODEL": "fake-coder",
+        "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_MODEL": "fake-starcoder2",
         "CODESUGGEST_GATEWAY_COMPLETIONS__EMBEDDED_ENABLED": "false",
     }
     process = subprocess.Popen(

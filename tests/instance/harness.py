@@ -75,6 +75,13 @@ class Portal:
     def graphql_calls(self) -> int:
         return self.counter.counts["/graphql"]
 
+    def new_licence(self) -> tuple[str, int]:
+        """Another licence with the add-on (key, id): a licence serves the one instance it
+        first synced from."""
+        licence = self.admin.create_licence()  # type: ignore[attr-defined]
+        self.admin.add_addon(licence.id, seats=100)  # type: ignore[attr-defined]
+        return str(licence.key), int(licence.id)
+
 
 def start_portal(tmp: Path) -> Portal:
     port = free_port()

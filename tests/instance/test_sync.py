@@ -43,13 +43,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def settings(db_url: str, portal: Portal, tmp_path_factory) -> InstanceSettings:
+def licence(db_url: str, portal: Portal) -> tuple[str, int]:
+    """One licence per instance database: each database is another instance."""
+    return portal.new_licence()
+
+
+@pytest.fixture(scope="module")
+def settings(
+    db_url: str, portal: Portal, licence: tuple[str, int], tmp_path_factory
+) -> InstanceSettings:
     return InstanceSettings(
         database_url=db_url,
         data_dir=tmp_path_factory.mktemp("sync-data"),
         secret="sync-test-secret-0123456789abcdef",
         portal_url=portal.server.url,
-        license_key=portal.licence_key,
+        license_key=licence[0],
         portal_timeout=2.0,
     )
 
@@ -158,14 +166,14 @@ def test_expired_tokens_are_deleted(store, settings) -> None:  # type: ignore[no
     assert len(remaining) == 1 and remaining[0][1] > utc(clock.now())
 
 
-def test_no_add_on_deletes_every_token(store, settings, portal) -> None:  # type: ignore[no-untyped-def]
+def test_no_add_on_deletes_every_token(store, settings, portal, licence) -> None:  # type: ignore[no-untyped-def]
     clock = ManualClock()
     run(store, settings, clock)
-    portal.admin.remove_addon(portal.licence_id)
+    portal.admin.remove_addon(licence[1])
     try:
         result = run(store, settings, clock, force=True)
     finally:
-        portal.admin.add_addon(portal.licence_id, seats=100)
+        portal.admin.add_addon(licence[1], seats=100)
     assert result.outcome == "cleared"
     assert rows(store) == []
 
@@ -250,13 +258,13 @@ def test_cli_sync_force(store, settings, monkeypatch, portal) -> None:  # type: 
         "DATA_DIR": str(settings.data_dir),
         "SECRET": settings.secret,
         "PORTAL_URL": portal.server.url,
-        "LICENSE_KEY": portal.licence_key,
+        "LICENSE_KEY": settings.license_key,
     }.items():
         monkeypatch.setenv(f"CODESUGGEST_INSTANCE_{key}", value)
     result = CliRunner().invoke(cli, ["sync", "--force"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("stored: ")
-    assert portal.licence_key not in result.output
+    assert settings.license_key not in result.output
     assert len(rows(store)) == 1
 
 
@@ -269,7 +277,7 @@ def test_the_server_runs_the_sync_job_on_start(settings, portal, tmp_path: Path)
             data_dir=tmp_path,
             secret="job-test-secret-0123456789abcdef",
             portal_url=portal.server.url,
-            license_key=portal.licence_key,
+            license_key=portal.new_licence()[0],
             sync_retry_initial=0.05,
         )
     )

@@ -7,7 +7,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from codesuggest.common.openapi import publish_models
 from codesuggest.common.web import health_router, install_crash_handler
+from codesuggest.gateway.completions.schemas import (
+    CompletionRequest,
+    CompletionResponse,
+    GenerationRequest,
+)
 from codesuggest.gateway.context import GatewayContext
 from codesuggest.gateway.errors import GatewayError, handle_gateway_error
 from codesuggest.gateway.middleware import GatewayMiddleware
@@ -42,4 +48,5 @@ def create_app(
     for module in (monitoring, discovery, user_access_token, completions):
         app.include_router(module.router)
     app.add_middleware(GatewayMiddleware, metrics=context.metrics)
+    publish_models(app, CompletionRequest, GenerationRequest, CompletionResponse)
     return app

@@ -21,7 +21,7 @@ Count = Annotated[int, Field(ge=0, le=MAX_COUNT)]
 
 
 class CurrentFile(BaseModel):
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     file_name: str = Field(max_length=MAX_FILE_NAME)
     language_identifier: str | None = Field(default=None, max_length=64)
@@ -32,7 +32,7 @@ class CurrentFile(BaseModel):
 class Telemetry(BaseModel):
     """What the client saw since its last request, for one model (folded into usage events)."""
 
-    model_config = ConfigDict(extra="ignore", protected_namespaces=())
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), strict=True)
 
     model_engine: str | None = Field(default=None, max_length=255)
     model_name: str | None = Field(default=None, max_length=255)
@@ -52,7 +52,7 @@ class ContextItem(BaseModel):
     """Another file or snippet the client sends with the request (open tabs, imports). Fields
     such as the Language Server's `resolution_strategies` are ignored."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", strict=True)
 
     type: str = Field(default="file", max_length=64)
     name: Annotated[str, Field(max_length=MAX_CONTEXT_NAME), AfterValidator(path_of)] = ""
@@ -60,7 +60,10 @@ class ContextItem(BaseModel):
 
 
 class CompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore", protected_namespaces=(), allow_inf_nan=False)
+    # Strict: JSON types as declared (`false` is not a count, `"1"` not a number).
+    model_config = ConfigDict(
+        extra="ignore", protected_namespaces=(), allow_inf_nan=False, strict=True
+    )
 
     prompt_version: int = 1
     project_path: str | None = Field(default=None, max_length=MAX_FILE_NAME * 4)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.responses import StreamingResponse
 
+from codesuggest.common.openapi import ANY_OBJECT, STRING, answers, json_body, ref, shape
 from codesuggest.common.strict_json import BadJson, parse_model
 from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.completions import responses, sse
@@ -25,7 +27,11 @@ from codesuggest.gateway.completions.results import (
     RateLimited,
     Streamed,
 )
-from codesuggest.gateway.completions.schemas import CompletionRequest, GenerationRequest
+from codesuggest.gateway.completions.schemas import (
+    CompletionRequest,
+    CompletionResponse,
+    GenerationRequest,
+)
 from codesuggest.gateway.completions.service import CompletionService, RequestInfo
 from codesuggest.gateway.completions.timing import measure, server_timing, timings_of
 from codesuggest.gateway.context import ContextDep, GatewayContext
@@ -33,14 +39,60 @@ from codesuggest.gateway.routes.deps import CompletionCaller, GenerationCaller
 
 router = APIRouter()
 
+SSE_EVENT = {
+    "description": 'One event: `message` frames carry `{"text": chunk}`; the last is `done` '
+    'with the whole suggestion or `error` with `{"detail": ...}` (docs/contracts.md)',
+    "type": "object",
+    "properties": {
+        "event": {"enum": ["message", "done", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["data"],
+}
 
-@router.post("/v2/completions")
-@router.post("/v2/code/completions")
+
+def _documented(body: type[BaseModel]) -> dict[str, Any]:
+    """The route's OpenAPI: the body it parses itself, and every answer."""
+    return {
+        "openapi_extra": json_body(body),
+        "responses": answers(
+            {
+                200: ("A completion, or with `stream: true` its text as server-sent events", None),
+                401: (
+                    "No token, a token not verified, or a header disagreeing",
+                    shape(error=STRING),
+                ),
+                403: ("The token does not grant this route", shape(detail=STRING)),
+                422: (
+                    "The body is not valid (FastAPI's shape)",
+                    shape(detail={"type": "array", "items": ANY_OBJECT}),
+                ),
+                429: (
+                    "Over the user's or instance's rate or concurrency (Retry-After)",
+                    ANY_OBJECT,
+                ),
+                503: (
+                    "The model failed, or the issuer's keys are not loaded (Retry-After)",
+                    ANY_OBJECT,
+                ),
+            },
+            media_types={
+                200: {
+                    "application/json": {"schema": ref(CompletionResponse)},
+                    "text/event-stream": {"schema": SSE_EVENT},
+                }
+            },
+        ),
+    }
+
+
+@router.post("/v2/completions", **_documented(CompletionRequest))
+@router.post("/v2/code/completions", **_documented(CompletionRequest))
 async def completions(request: Request, caller: CompletionCaller, context: ContextDep) -> Response:
     return await _serve(request, caller, context, CompletionRequest)
 
 
-@router.post("/v2/code/generations")
+@router.post("/v2/code/generations", **_documented(GenerationRequest))
 async def generations(request: Request, caller: GenerationCaller, context: ContextDep) -> Response:
     return await _serve(request, caller, context, GenerationRequest)
 

@@ -9,6 +9,7 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from codesuggest.common.openapi import ANY_OBJECT, STRING, answers, shape
 from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.context import ContextDep
 from codesuggest.gateway.errors import GatewayError
@@ -24,7 +25,28 @@ BAD_GLOBAL_USER_ID = (
 _PRINTABLE = re.compile(r"[\x21-\x7e]+")
 
 
-@router.post("/v1/code/user_access_token")
+@router.post(
+    "/v1/code/user_access_token",
+    responses=answers(
+        {
+            200: ("The user token", shape(token=STRING, expires_at={"type": "integer"})),
+            400: ("X-Gitlab-Global-User-Id is missing or not acceptable", shape(detail=STRING)),
+            401: ("No token, a token not verified, or a header disagreeing", shape(error=STRING)),
+            403: ("Not an instance token with complete_code", shape(detail=STRING)),
+            503: ("The issuer's keys cannot be loaded yet (Retry-After)", ANY_OBJECT),
+        }
+    ),
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "X-Gitlab-Global-User-Id",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, "maxLength": MAX_GLOBAL_USER_ID},
+            }
+        ]
+    },
+)
 async def user_access_token(
     request: Request, caller: MintingCaller, context: ContextDep
 ) -> JSONResponse:

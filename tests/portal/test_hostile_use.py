@@ -6,10 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from graphql import get_introspection_query
 
 from portal.helpers import Portal, instance_headers, start_portal
 
-INTROSPECTION = "{ __schema { types { fields { type { ofType { ofType { ofType { ofType { ofType { ofType { ofType { name } } } } } } } } } } } }"  # noqa: E501
+INTROSPECTION = (
+    "{ __schema { types { fields { type { " + "ofType { " * 12 + "name" + " }" * 16 + " }"
+)
 
 
 def test_a_licence_binds_to_the_instance_of_its_first_sync(portal: Portal) -> None:
@@ -69,8 +72,10 @@ def test_introspection_when_enabled_is_depth_limited(tmp_path: Path) -> None:
     try:
         shallow = portal.http.post("/graphql", json={"query": "{ __schema { types { name } } }"})
         assert shallow.json()["data"]["__schema"]["types"]
+        standard = portal.http.post("/graphql", json={"query": get_introspection_query()})
+        assert "errors" not in standard.json()
         deep = portal.http.post("/graphql", json={"query": INTROSPECTION}).json()
-        assert "exceeds maximum operation depth of 10" in deep["errors"][0]["message"]
+        assert "exceeds maximum operation depth of 15" in deep["errors"][0]["message"]
     finally:
         portal.http.close()
         server.stop()

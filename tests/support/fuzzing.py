@@ -62,6 +62,27 @@ def call_and_check(service: str, case: Any, base_url: str, headers: dict[str, st
         raise
 
 
+def call_graphql(service: str, case: Any, url: str, headers: dict[str, str]) -> None:
+    """A GraphQL case: refusals are GraphQL errors by contract (schemathesis counts any error
+    as a server error), so the check is no 5xx and no masked crash among the errors."""
+    tally = TALLY.setdefault(service, Counter())
+    response = case.call(base_url=url, headers=headers, timeout=30)
+    tally["requests"] += 1
+    if response.status_code >= 500:
+        tally["5xx"] += 1
+    body = response.json()
+    crashes = [
+        e
+        for e in body.get("errors") or []
+        if e.get("extensions", {}).get("code") == "INTERNAL_SERVER_ERROR"
+    ]
+    if response.status_code >= 500 or crashes or not ({"data", "errors"} & set(body)):
+        tally["violations"] += 1
+    assert response.status_code < 500, response.text
+    assert not crashes, crashes
+    assert {"data", "errors"} & set(body), body
+
+
 @atexit.register
 def _report() -> None:
     if TALLY:

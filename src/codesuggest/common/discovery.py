@@ -20,10 +20,11 @@ def discovery_router(
     context_of: Callable[[Request], C],
     document: Callable[[C], dict[str, Any]],
     keys: Callable[[C], list[PublicKey]],
+    include_in_schema: bool = False,
 ) -> APIRouter:
     """`/.well-known/openid-configuration` from `document(context)` and `/oauth/discovery/keys`
     from `keys(context)`; `keys` may block (it runs in a worker thread)."""
-    router = APIRouter(include_in_schema=False)
+    router = APIRouter(include_in_schema=include_in_schema)
 
     @router.get("/.well-known/openid-configuration")
     async def openid_configuration(request: Request) -> JSONResponse:

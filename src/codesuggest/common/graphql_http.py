@@ -19,6 +19,19 @@ from graphql import GraphQLError
 from codesuggest.common import strict_json
 
 MEMBERS = frozenset({"query", "variables", "operationName", "extensions"})
+# The HTTP front's contract, for the parts' OpenAPI documents.
+GRAPHQL_REQUEST = {
+    "type": "object",
+    "properties": {
+        "query": {"type": "string", "minLength": 1},
+        "variables": {"type": ["object", "null"]},
+        "operationName": {"type": ["string", "null"]},
+        "extensions": {"type": ["object", "null"]},
+    },
+    "required": ["query"],
+    "additionalProperties": False,
+}
+GRAPHQL_ANSWER = {"type": "object", "anyOf": [{"required": ["data"]}, {"required": ["errors"]}]}
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,9 @@ def parse_request(body: bytes) -> GraphQLRequest | str:
         return "'variables' must be an object"
     if operation is not None and not isinstance(operation, str):
         return "'operationName' must be a string"
+    extensions = payload.get("extensions")
+    if extensions is not None and not isinstance(extensions, dict):
+        return "'extensions' must be an object"
     return GraphQLRequest(query, variables, operation)
 
 

@@ -71,3 +71,34 @@ def publish_models(app: FastAPI, *models: type[BaseModel]) -> None:
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def declare(app: FastAPI, table: dict[str, dict[str, Any]]) -> None:
+    """Merge `table` ("METHOD /path" -> `requestBody`, `responses` and `parameter_schemas`, the
+    schema of a parameter by name where the generated one says less than what is accepted) into
+    the operations of
+    the app's document, for routes whose modules parse raw bodies. Every documented operation
+    must be in the table: a route added without its contract fails here, at the first call."""
+    original: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = original()
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                key = f"{method.upper()} {path}"
+                if key not in table:
+                    raise KeyError(f"{key} has no declared contract (common.openapi.declare)")
+                extra = table[key]
+                if "requestBody" in extra:
+                    operation["requestBody"] = extra["requestBody"]
+                for parameter in operation.get("parameters", []):
+                    if parameter["name"] in extra.get("parameter_schemas", {}):
+                        parameter["schema"] = extra["parameter_schemas"][parameter["name"]]
+                generated = operation.setdefault("responses", {})
+                for status, answer in extra.get("responses", {}).items():
+                    generated[str(status)] = answer
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]

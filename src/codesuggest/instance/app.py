@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from codesuggest.common.logs import RequestIdMiddleware, get_logger
 from codesuggest.common.web import health_router, install_crash_handler
-from codesuggest.instance import errors
+from codesuggest.instance import errors, openapi
 from codesuggest.instance.admin_ui import routes as admin_pages
 from codesuggest.instance.context import InstanceContext
 from codesuggest.instance.errors import ORIGIN_HEADER, GatewayRefused, InstanceError
@@ -106,4 +106,5 @@ def create_app(settings: InstanceSettings | None = None, clock: Clock | None = N
     _install_error_handlers(app)
     admin_pages.install(app)
     app.add_middleware(RequestIdMiddleware)
+    openapi.document(app)
     return app

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from codesuggest.common.logs import RequestIdMiddleware
+from codesuggest.common.openapi import declare
 from codesuggest.common.web import health_router, install_crash_handler
 from codesuggest.portal.context import PortalContext
+from codesuggest.portal.openapi import OPENAPI
 from codesuggest.portal.routes import discovery, graphql
 from codesuggest.portal.settings import PortalSettings
 from codesuggest.tokens import Clock, SystemClock
@@ -28,7 +30,6 @@ def create_app(settings: PortalSettings | None = None, clock: Clock | None = Non
         title="codesuggest portal",
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
         lifespan=lifespan,
     )
     app.state.ctx = context
@@ -37,4 +38,5 @@ def create_app(settings: PortalSettings | None = None, clock: Clock | None = Non
     app.include_router(health_router)
     for module in (graphql, discovery):
         app.include_router(module.router)
+    declare(app, OPENAPI)
     return app

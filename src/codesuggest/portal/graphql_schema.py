@@ -77,7 +77,8 @@ class PortalSchema(strawberry.Schema):
         """Errors are logged (without secrets) by the HTTP endpoint, not here."""
 
 
-MAX_DEPTH = 10
+MAX_DEPTH = 15
+"""The standard introspection query's depth; the schema's own queries need 3."""
 
 
 def build_schema(introspection: bool = False) -> PortalSchema:

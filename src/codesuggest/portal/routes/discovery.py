@@ -13,4 +13,6 @@ def _document(context: PortalContext) -> dict[str, Any]:
     return openid_configuration(context.settings.issuer)
 
 
-router = discovery_router(get_context, _document, PortalContext.published_keys)
+router = discovery_router(
+    get_context, _document, PortalContext.published_keys, include_in_schema=True
+)

@@ -22,9 +22,7 @@ def depth_limit(max_depth: int) -> AddValidationRules:
     """A schema extension refusing any operation nested deeper than `max_depth` fields."""
 
     class DepthRule(ASTValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            self.context = context
+        context: ValidationContext
 
         def enter_operation_definition(self, node: OperationDefinitionNode, *_: Any) -> None:
             if _depth(node.selection_set, self.context, frozenset(), max_depth) > max_depth:

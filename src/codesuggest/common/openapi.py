@@ -9,7 +9,7 @@ answers with its shape, so a client generator or a fuzzer sees the whole contrac
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI
@@ -39,8 +39,8 @@ ANY_OBJECT: dict[str, Any] = {"type": "object"}
 
 
 def answers(
-    table: dict[int, tuple[str, dict[str, Any] | None]],
-    media_types: dict[int, dict[str, dict[str, Any]]] | None = None,
+    table: Mapping[int, tuple[str, Mapping[str, Any] | None]],
+    media_types: Mapping[int, dict[str, dict[str, Any]]] | None = None,
 ) -> dict[int | str, dict[str, Any]]:
     """FastAPI `responses`: status -> (description, JSON schema or None for no body); a status
     in `media_types` gets those media types (e.g. JSON and `text/event-stream`) instead."""

@@ -164,10 +164,9 @@ def bounded_protocol(limits: ServingLimits) -> type[HttpToolsProtocol]:
             if not self._lingering:
                 super().data_received(data)
 
-        def eof_received(self) -> bool | None:
+        def eof_received(self) -> None:
             if self._lingering:
                 self.transport.close()
-            return None
 
     return BoundedHttpToolsProtocol
 

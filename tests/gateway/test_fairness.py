@@ -95,6 +95,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "serve",
             "--port",
             str(port),
+            "--workers",
+            "1",  # buckets are per process without Redis (docs/gateway.md)
         ],
         env={**os.environ, **env},
     )

@@ -81,4 +81,10 @@ def get_context(request: Request) -> GatewayContext:
     return context
 
 
-ContextDep = Annotated[GatewayContext, Depends(get_context)]
+async def _context_dependency(request: Request) -> GatewayContext:
+    """`get_context` as a dependency: async, so FastAPI calls it inline (a plain `def`
+    dependency runs in the thread pool, a thread hop on every request)."""
+    return get_context(request)
+
+
+ContextDep = Annotated[GatewayContext, Depends(_context_dependency)]

@@ -132,3 +132,22 @@ def test_rows_by_client_carry_the_acceptance_rate(tmp_path):
     )
     assert table.exit_code == 0, table.output
     assert "25%" in table.output and "nvim" in table.output
+
+
+def test_cli_reads_a_data_directory_and_keeps_long_user_ids_on_one_line(tmp_path):
+    user = "a" * 20 + "-" + "b" * 23  # as long as a global user id
+    (tmp_path / "gateway").mkdir()
+    write(tmp_path / "gateway" / "usage.jsonl", [requested(user, "python", "direct")])
+    result = CliRunner().invoke(
+        app, ["usage", "report", "--data-dir", str(tmp_path)], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    assert user in result.output
+
+
+def test_cli_says_so_when_there_is_nothing_to_report(tmp_path):
+    empty = tmp_path / "usage.jsonl"
+    empty.write_text("", encoding="utf-8")
+    result = CliRunner().invoke(app, ["usage", "report", "--source", str(empty)])
+    assert result.exit_code == 0, result.output
+    assert f"no usage events in {empty}" in result.output

@@ -140,9 +140,20 @@ def default_source() -> Path:
     return Path(configured) if configured else settings.data_dir / "usage.jsonl"
 
 
-def _render(rows: list[dict[str, Any]], by: GroupBy, console: Console) -> None:
+def in_data_dir(data_dir: Path) -> Path:
+    """The JSONL sink in a data directory: `codesuggest up`'s (its gateway's part) or a
+    gateway's own."""
+    stack_gateway = data_dir / "gateway" / "usage.jsonl"
+    return stack_gateway if stack_gateway.exists() else data_dir / "usage.jsonl"
+
+
+def _render(rows: list[dict[str, Any]], by: GroupBy, console: Console, where: str) -> None:
+    if not rows:
+        console.print(f"no usage events{where}", highlight=False, soft_wrap=True)
+        return
     table = Table(title=f"usage by {by.value}")
-    table.add_column(by.value, overflow="fold")
+    # Keys (a global user id is 44 characters) stay on one line; the counts' headers wrap.
+    table.add_column(by.value, no_wrap=True)
     for column in REPORT_COLUMNS:
         table.add_column(column, justify="right")
     table.add_column("acceptance", justify="right")
@@ -164,6 +175,10 @@ def report(
     since: str = typer.Option(None, help="ISO-8601 date/time, or 30m / 12h / 1d / 2w back."),
     by: GroupBy = typer.Option(GroupBy.user, help="Group rows by user, day, language or client."),
     source: Path = typer.Option(None, help="JSONL sink file (default: the gateway's usage.jsonl)."),
+    data_dir: Path = typer.Option(
+        None,
+        help="Read the usage.jsonl of this data directory (`codesuggest up`'s or a gateway's).",
+    ),
     instance: str = typer.Option(
         None,
         help="Instance URL: read its usage_events instead; with --source or --collector, only "
@@ -193,6 +208,10 @@ def report(
         raise typer.BadParameter("--collector needs --collector-token (an admin PAT there)")
     if source and collector:
         raise typer.BadParameter("use either --source or --collector", param_hint="--source")
+    if data_dir is not None:
+        if source:
+            raise typer.BadParameter("use either --source or --data-dir", param_hint="--source")
+        source = in_data_dir(data_dir)
     rows: list[dict[str, Any]] = []
     try:
         if collector:
@@ -219,4 +238,8 @@ def report(
         }
         typer.echo(json.dumps(document, indent=2))
     else:
-        _render(rows, by, Console())
+        since_text = f" since {since_at.isoformat()}" if since_at else ""
+        where = " and ".join(
+            str(place) for place in (collector or source, instance) if place is not None
+        )
+        _render(rows, by, Console(), f"{since_text} in {where or default_source()}")

@@ -9,7 +9,7 @@ Two checks run after authentication, before any work:
   path, of one instance) in flight on this replica; one more gets `429` at once, so a client's
   burst waits on the client, not in front of other users' requests.
 
-The check is a dict lookup and a few float operations (about a microsecond; bench/fairness.py).
+The check is a few dict lookups and float operations (a few microseconds).
 With `redis_url`, replicas share the buckets without a Redis call on the request path: each
 replica counts what it admitted and, every `sync_interval` seconds in the background, adds its
 counts to per-window counters in Redis and debits what the other replicas admitted from its own

@@ -74,7 +74,7 @@ def add_user(stack: Stack, realm: str, username: str) -> str:
 def remove_seat(stack: Stack, realm: str, username: str) -> None:
     group = SAAS_GROUP if realm == "saas" else None
     with instance_session(stack, realm) as session:
-        assert seats.unassign(session, username, group)
+        assert seats.unassign(session, username, datetime.now(UTC), group)
 
 
 def set_setting(stack: Stack, realm: str, key: str, value: object) -> None:

@@ -98,7 +98,7 @@ def test_assigning_past_the_seat_count_is_refused(store: Store) -> None:
     with pytest.raises(seats.SeatError, match="2 seats are assigned"), store.session() as s:
         seats.purchase(s, 1, now())
     with store.session() as s:
-        assert seats.unassign(s, "seat-b")
+        assert seats.unassign(s, "seat-b", now())
         seats.assign(s, "seat-c", now())
         listing = seats.list_seats(s)
     assert listing == [

@@ -133,7 +133,7 @@ def test_an_open_session_stops_working_once_its_admin_is_blocked_or_demoted(runn
         post_sign_in(b, demoted, PASSWORD)
         assert a.get("/admin/seats").status_code == b.get("/admin/seats").status_code == 200
         with running.ctx.store.session() as session:
-            admin.set_blocked(session, blocked)
+            admin.set_blocked(session, blocked, datetime.now(UTC))
             session.scalars(select(User).where(User.username == demoted)).one().admin = False
         assert a.get("/admin/seats").status_code == 403
         assert "administrators only" in b.get("/admin/seats").text

@@ -101,7 +101,7 @@ def test_401_for_missing_invalid_revoked_expired_pat(stack: Stack, how: str) -> 
     elif how == "revoked":
         with stack.store.session() as s:
             token_id = next(t.id for t in admin.list_tokens(s, _owner(stack, pat)))
-            admin.revoke_token(s, token_id)
+            admin.revoke_token(s, token_id, stack.now())
     elif how == "expired":
         name = _owner(stack, pat)
         with stack.store.session() as s:
@@ -160,7 +160,7 @@ def test_no_seat_is_403_and_the_gateway_is_not_called(stack: Stack) -> None:
 def test_blocked_user_is_refused(stack: Stack) -> None:
     pat = stack.user()
     with stack.store.session() as s:
-        admin.set_blocked(s, _owner(stack, pat))
+        admin.set_blocked(s, _owner(stack, pat), stack.now())
     response = stack.direct_access(pat)
     assert response.status_code == 403
     assert "blocked" in response.json()["message"]

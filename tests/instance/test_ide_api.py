@@ -85,7 +85,7 @@ def test_an_unknown_or_revoked_pat_cannot_read_itself(stack: Stack) -> None:
         "/api/v4/personal_access_tokens/self", headers={"PRIVATE-TOKEN": pat}
     ).json()["id"]
     with stack.store.session() as s:
-        admin.revoke_token(s, token_id)
+        admin.revoke_token(s, token_id, stack.now())
     response = stack.http.get("/api/v4/personal_access_tokens/self", headers={"PRIVATE-TOKEN": pat})
     assert response.status_code == 401
 

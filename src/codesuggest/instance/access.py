@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from codesuggest.instance import errors
+from codesuggest.instance import errors, revocations
 from codesuggest.instance.identity import (
     Authenticated,
     authenticate,
@@ -77,6 +77,8 @@ class SeatedUser:
     auth: Authenticated
     info: InstanceInfo
     global_user_id: str
+    void_before: int | None = None
+    """The user's tokens issued before this (epoch s) are revoked: none may be handed out."""
 
     def gitlab_headers(self) -> dict[str, str]:
         """The `x-gitlab-*` headers for the gateway, as `direct_access` hands them to clients."""
@@ -111,4 +113,5 @@ def seated_user(
         if not has_seat(session, auth.user_id, info.realm):
             raise errors.forbidden("User has no code suggestions seat assigned")
         gid = global_user_id(store.secret, info.instance_uuid, auth.user_id)
-    return SeatedUser(auth=auth, info=info, global_user_id=gid)
+        void_before = revocations.void_before(session, auth.user_id)
+    return SeatedUser(auth=auth, info=info, global_user_id=gid, void_before=void_before)

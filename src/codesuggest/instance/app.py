@@ -26,9 +26,12 @@ from codesuggest.instance.routes import (
     code_suggestions,
     discovery,
     monitoring,
+    pats,
+    seats,
     token_info,
     usage,
     usage_data,
+    users,
 )
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import application_settings, open_store
@@ -100,8 +103,8 @@ def create_app(settings: InstanceSettings | None = None, clock: Clock | None = N
     app = FastAPI(title="codesuggest instance", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = context
     app.include_router(health_router)
-    routers = (code_suggestions, api, token_info, usage_data, usage, graphql, discovery, monitoring)
-    for module in routers:
+    routers = (code_suggestions, api, users, pats, seats, token_info, usage_data, usage, graphql)
+    for module in (*routers, discovery, monitoring):
         app.include_router(module.router)
     _install_error_handlers(app)
     admin_pages.install(app)

@@ -98,7 +98,7 @@ def users_list() -> None:
 
 @users_app.command("block")
 def users_block(username: str, unblock: bool = typer.Option(False, "--unblock")) -> None:
-    _run(lambda s: admin.set_blocked(s, username, blocked=not unblock))
+    _run(lambda s: admin.set_blocked(s, username, _now(), blocked=not unblock))
     typer.echo(f"{'unblocked' if unblock else 'blocked'} {username}")
 
 
@@ -132,7 +132,7 @@ def tokens_create(
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int) -> None:
-    _run(lambda s: admin.revoke_token(s, token_id))
+    _run(lambda s: admin.revoke_token(s, token_id, _now()))
     typer.echo(f"revoked token {token_id}")
 
 
@@ -160,7 +160,7 @@ def seats_assign(username: str, group: str | None = typer.Option(None, "--group"
 
 @seats_app.command("unassign")
 def seats_unassign(username: str, group: str | None = typer.Option(None, "--group")) -> None:
-    freed = _run(lambda s: seats.unassign(s, username, group))
+    freed = _run(lambda s: seats.unassign(s, username, _now(), group))
     typer.echo(f"unassigned {username}" if freed else f"{username} had no seat")
 
 

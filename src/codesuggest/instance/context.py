@@ -11,6 +11,7 @@ import httpx
 from codesuggest.instance.instance_tokens import InstanceTokens
 from codesuggest.instance.keys import KeyRing
 from codesuggest.instance.ratelimit import RateLimiter, make_rate_limiter
+from codesuggest.instance.revocation_pusher import RevocationPusher
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store
 from codesuggest.instance.sync import SyncResult, SyncScheduler, sync_once
@@ -31,6 +32,7 @@ class InstanceContext:
     http: httpx.AsyncClient | None = None
     scheduler: SyncScheduler | None = None
     usage_sink: UsageSink | None = None  # when this instance takes the gateway's usage events
+    pusher: RevocationPusher | None = None
 
     @classmethod
     def build(cls, settings: InstanceSettings, clock: Clock, store: Store) -> InstanceContext:
@@ -59,6 +61,16 @@ class InstanceContext:
                 self.clock,
                 self.user_tokens.margin,
             )
+        self.pusher = RevocationPusher(
+            self.store,
+            self.instance_tokens,
+            lambda: self.http,
+            self.clock,
+            poll_interval=self.settings.revocation_poll_interval,
+            retry_max=self.settings.revocation_retry_max,
+            timeout=self.settings.gateway_timeout,
+        )
+        self.pusher.start()
         if run_sync_job:
             self.scheduler = SyncScheduler(
                 self.sync,
@@ -79,6 +91,9 @@ class InstanceContext:
         if self.usage_sink is not None:
             await self.usage_sink.aclose()
             self.usage_sink = None
+        if self.pusher is not None:
+            await self.pusher.aclose()
+            self.pusher = None
         if self.scheduler is not None:
             await self.scheduler.aclose()
             self.scheduler = None

@@ -185,3 +185,23 @@ usage_events = Table(
 )
 """Usage events: the gateway's (`common.usage.UsageEvent`, through the usage sink) and what IDEs
 report (`ide_telemetry`). Core, not ORM: rows are inserted and summed in bulk."""
+
+
+class RevocationOutbox(Base):
+    """ "Tokens of user U issued before T are void": one row per push to the gateway, written in
+    the transaction that takes the access away and kept until delivered (and an hour after, so
+    `direct_access` knows which cached user tokens are void)."""
+
+    __tablename__ = "revocation_outbox"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    push_id: Mapped[str] = mapped_column(String(36), unique=True, nullable=False)
+    user_id: Mapped[int] = mapped_column(Integer, nullable=False, index=True)
+    """No foreign key: a deleted user's revocation must still be pushed."""
+    issued_before: Mapped[int] = mapped_column(Integer, nullable=False)
+    """Epoch seconds: user tokens with `iat` below this are void."""
+    reason: Mapped[str] = mapped_column(String(32), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from codesuggest.instance import revocations
 from codesuggest.instance.models import (
     AddOnPurchase,
     Group,
@@ -39,14 +40,25 @@ def _group(session: Session, path: str | None) -> Group | None:
         return None
     group = session.scalar(select(Group).where(Group.path == path))
     if group is None:
-        raise SeatError(f"group {path!r} does not exist")
+        raise SeatNotFound(f"group {path!r} does not exist")
     return group
+
+
+class SeatNotFound(SeatError):
+    """The user, group or purchase named does not exist."""
 
 
 def _user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
-        raise SeatError(f"user {username!r} does not exist")
+        raise SeatNotFound(f"user {username!r} does not exist")
+    return user
+
+
+def _user_by_id(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise SeatNotFound(f"user {user_id} does not exist")
     return user
 
 
@@ -101,22 +113,33 @@ def purchase(
     return row
 
 
-def assign(session: Session, username: str, now: datetime, group: str | None = None) -> None:
-    user = _user(session, username)
+def assign(session: Session, username: str, now: datetime, group: str | None = None) -> bool:
+    """Give the user a seat of the instance's (or the group's) purchase; False when they hold
+    one already."""
+    return _assign(session, _user(session, username), now, group)
+
+
+def _assign(session: Session, user: User, now: datetime, group: str | None) -> bool:
     group_row = _group(session, group)
     row = _purchase(session, group_row.id if group_row else None)
     if row is None:
         where = f"group {group!r}" if group else "this instance"
         raise SeatError(f"no code_suggestions add-on has been purchased for {where}")
-    if group_row is not None and not _is_member(session, group_row.id, user.id):
-        raise SeatError(f"user {username!r} is not a member of group {group!r}")
+    return _take_seat(session, row, user, now)
+
+
+def _take_seat(session: Session, row: AddOnPurchase, user: User, now: datetime) -> bool:
+    if row.group_id is not None and not _is_member(session, row.group_id, user.id):
+        group = session.get(Group, row.group_id)
+        path = group.path if group else row.group_id
+        raise SeatError(f"user {user.username!r} is not a member of group {path!r}")
     exists = session.scalar(
         select(SeatAssignment).where(
             SeatAssignment.purchase_id == row.id, SeatAssignment.user_id == user.id
         )
     )
     if exists is not None:
-        return
+        return False
     # Lock the purchase row (PostgreSQL) so two concurrent assigns cannot both take the last seat.
     session.execute(select(AddOnPurchase.id).where(AddOnPurchase.id == row.id).with_for_update())
     used = assigned_count(session, row.id)
@@ -128,15 +151,18 @@ def assign(session: Session, username: str, now: datetime, group: str | None = N
             "purchase more seats or unassign a user first"
         )
     session.add(SeatAssignment(purchase_id=row.id, user_id=user.id, created_at=now))
+    return True
 
 
-def unassign(session: Session, username: str, group: str | None = None) -> bool:
-    """True when a seat was freed."""
-    user = _user(session, username)
+def unassign(session: Session, username: str, now: datetime, group: str | None = None) -> bool:
+    """True when a seat was freed (the user's user tokens are then voided)."""
     group_row = _group(session, group)
     row = _purchase(session, group_row.id if group_row else None)
-    if row is None:
-        return False
+    user = _user(session, username)
+    return row is not None and _free_seat(session, row, user, now)
+
+
+def _free_seat(session: Session, row: AddOnPurchase, user: User, now: datetime) -> bool:
     seat = session.scalar(
         select(SeatAssignment).where(
             SeatAssignment.purchase_id == row.id, SeatAssignment.user_id == user.id
@@ -145,7 +171,44 @@ def unassign(session: Session, username: str, group: str | None = None) -> bool:
     if seat is None:
         return False
     session.delete(seat)
+    revocations.record(session, user.id, "unassigned", now)
     return True
+
+
+def purchases(session: Session) -> list[AddOnPurchase]:
+    """Every code_suggestions purchase, by id."""
+    query = select(AddOnPurchase).where(AddOnPurchase.add_on == ADD_ON).order_by(AddOnPurchase.id)
+    return list(session.scalars(query))
+
+
+def get_purchase(session: Session, purchase_id: int) -> AddOnPurchase:
+    row = session.get(AddOnPurchase, purchase_id)
+    if row is None or row.add_on != ADD_ON:
+        raise SeatNotFound(f"add-on purchase {purchase_id} does not exist")
+    return row
+
+
+def assigned_users(session: Session, purchase_id: int) -> list[User]:
+    query = (
+        select(User)
+        .join(SeatAssignment, SeatAssignment.user_id == User.id)
+        .where(SeatAssignment.purchase_id == purchase_id)
+        .order_by(User.id)
+    )
+    return list(session.scalars(query))
+
+
+def assign_to_purchase(session: Session, purchase_id: int, user_id: int, now: datetime) -> bool:
+    """Give the user a seat of this purchase; False when they hold one already."""
+    row = get_purchase(session, purchase_id)
+    return _take_seat(session, row, _user_by_id(session, user_id), now)
+
+
+def unassign_from_purchase(session: Session, purchase_id: int, user_id: int, now: datetime) -> bool:
+    """Take the user's seat of this purchase (their user tokens are voided); False when they
+    held none."""
+    row = get_purchase(session, purchase_id)
+    return _free_seat(session, row, _user_by_id(session, user_id), now)
 
 
 def list_seats(session: Session) -> list[dict[str, object]]:

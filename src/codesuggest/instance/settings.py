@@ -100,6 +100,11 @@ class InstanceSettings(BaseSettings):
     sync_interval: float = 3600.0
     sync_retry_initial: float = 30.0
     portal_timeout: float = 10.0
+    revocation_poll_interval: float = 1.0
+    """How often the outbox of revocations for the gateway is read (a change made by this
+    process is pushed at once; this catches the CLI's and other processes')."""
+    revocation_retry_max: float = 10.0
+    """Longest wait between two attempts to push a revocation the gateway did not take."""
     usage_sink_enabled: bool = True
     """Accept usage events the gateway ships to `POST /api/v4/usage/events`."""
     admin_session_hours: float = Field(default=12.0, gt=0)

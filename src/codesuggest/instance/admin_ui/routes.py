@@ -102,11 +102,14 @@ def run(context: InstanceContext, action: Callable[[Session], T]) -> T:
 
 
 def attempt(context: InstanceContext, action: Callable[[Session], object]) -> str | None:
-    """Run a change; the admin error's message if it cannot be done."""
+    """Run a change; the admin error's message if it cannot be done. A change that took access
+    away is pushed to the gateway at once."""
     try:
         run(context, action)
     except ADMIN_ERRORS as exc:
         return str(exc)
+    if context.pusher is not None:
+        context.pusher.wake()
     return None
 
 
@@ -324,7 +327,7 @@ def user_block(
         context,
         user,
         username,
-        lambda s: admin.set_blocked(s, username, blocked=blocked),
+        lambda s: admin.set_blocked(s, username, now(context), blocked=blocked),
         "blocked" if blocked else "unblocked",
     )
 
@@ -376,7 +379,7 @@ def user_token_revoke(
     def revoke(session: Session) -> None:
         if not any(t.id == token_id for t in admin.list_tokens(session, username)):
             raise admin.AdminError(f"{username} has no personal access token {token_id}")
-        admin.revoke_token(session, token_id)
+        admin.revoke_token(session, token_id, now(context))
 
     return _user_change(request, context, user, username, revoke, "revoked")
 
@@ -466,7 +469,7 @@ def seats_unassign(
         request,
         context,
         user,
-        lambda s: seats.unassign(s, username, _group(form)),
+        lambda s: seats.unassign(s, username, now(context), _group(form)),
         "unassigned",
     )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from anyio import to_thread
@@ -65,6 +66,15 @@ async def _mint(context: InstanceContext, caller: SeatedUser, rid: str | None) -
     )
 
 
+async def _after_revocation(context: InstanceContext, caller: SeatedUser) -> None:
+    """A token minted in the second of a revocation would be void (`iat` counts whole
+    seconds): wait for the next second (at most one)."""
+    if caller.void_before is not None:
+        wait = caller.void_before - context.clock.now()
+        if 0 < wait <= 1:
+            await asyncio.sleep(wait)
+
+
 @router.post("/direct_access", status_code=201)
 async def direct_access(context: ContextDep, pat: PatHeaders, rid: RequestId) -> JSONResponse:
     caller = await _caller(context, pat)
@@ -73,7 +83,9 @@ async def direct_access(context: ContextDep, pat: PatHeaders, rid: RequestId) ->
     await _rate_limit(
         context, "direct_access", caller.auth.user_id, context.settings.direct_access_per_minute
     )
-    key = (caller.global_user_id, caller.info.realm, caller.info.edge_base)
+    await _after_revocation(context, caller)
+    # A revocation changes the key: a token cached before it is never handed out again.
+    key = (caller.global_user_id, caller.info.realm, caller.info.edge_base, caller.void_before)
     token, expires_at = await context.user_tokens.get(key, lambda: _mint(context, caller, rid))
     body: dict[str, object] = {
         "base_url": caller.info.base_url,

@@ -112,6 +112,7 @@ class Stack:
     instance: ServerThread
     settings: InstanceSettings
     ctx: InstanceContext
+    gateway_settings: GatewaySettings | None = None
     http: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -181,11 +182,21 @@ class Stack:
         self.ctx.store.dispose()
 
 
-def start_stack(tmp: Path, db_url: str, realm: str, backend: str, **overrides: object) -> Stack:  # type: ignore[no-untyped-def]
+def start_stack(  # type: ignore[no-untyped-def]
+    tmp: Path,
+    db_url: str,
+    realm: str,
+    backend: str,
+    gateway_options: dict[str, object] | None = None,
+    extra_issuers: tuple[TrustedIssuer, ...] = (),
+    **overrides: object,
+) -> Stack:
+    """Portal, gateway and instance; `gateway_options` are extra gateway settings and
+    `extra_issuers` more issuers the gateway trusts."""
     portal = start_portal(tmp)
     instance_port, gateway_port = free_port(), free_port()
     instance_url = f"http://127.0.0.1:{instance_port}"
-    issuers = [TrustedIssuer(url=portal.server.url, kind="portal")]
+    issuers = [TrustedIssuer(url=portal.server.url, kind="portal"), *extra_issuers]
     if realm == "saas":
         issuers.append(TrustedIssuer(url=instance_url, kind="saas-instance"))
     clock = ManualClock()
@@ -205,18 +216,30 @@ def start_stack(tmp: Path, db_url: str, realm: str, backend: str, **overrides: o
     app = create_app(settings, clock=clock)
     ctx: InstanceContext = app.state.ctx
     instance = ServerThread(app, port=instance_port).start()
-    gateway_app = create_gateway(
-        GatewaySettings(
-            trusted_issuers=issuers,
-            data_dir=tmp / "gateway",
-            jwks_retry_max=0.2,
-            public_url=f"http://127.0.0.1:{gateway_port}",
-        )
+    gateway_settings = GatewaySettings(
+        **{
+            "trusted_issuers": issuers,
+            "data_dir": tmp / "gateway",
+            "jwks_retry_max": 0.2,
+            "public_url": f"http://127.0.0.1:{gateway_port}",
+            **(gateway_options or {}),
+        }
     )
+    gateway_app = create_gateway(gateway_settings)
     counter = CountingApp(gateway_app)
     gateway = ServerThread(counter, port=gateway_port).start()
     stack = Stack(
-        realm, backend, clock, portal, gateway, gateway_app, counter, instance, settings, ctx
+        realm,
+        backend,
+        clock,
+        portal,
+        gateway,
+        gateway_app,
+        counter,
+        instance,
+        settings,
+        ctx,
+        gateway_settings,
     )
     with stack.store.session() as s:
         if realm == "saas":

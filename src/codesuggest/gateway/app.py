@@ -18,7 +18,13 @@ from codesuggest.gateway.context import GatewayContext
 from codesuggest.gateway.errors import GatewayError, handle_gateway_error
 from codesuggest.gateway.middleware import GatewayMiddleware
 from codesuggest.gateway.providers import ProviderRegistry
-from codesuggest.gateway.routes import completions, discovery, monitoring, user_access_token
+from codesuggest.gateway.routes import (
+    completions,
+    discovery,
+    monitoring,
+    user_access_token,
+    user_token_revocations,
+)
 from codesuggest.gateway.settings import GatewaySettings
 from codesuggest.tokens import Clock, SystemClock
 
@@ -45,7 +51,7 @@ def create_app(
     app.add_exception_handler(GatewayError, handle_gateway_error)
     install_crash_handler(app, "codesuggest.gateway", {"detail": "Internal server error"})
     app.include_router(health_router)
-    for module in (monitoring, discovery, user_access_token, completions):
+    for module in (monitoring, discovery, user_access_token, user_token_revocations, completions):
         app.include_router(module.router)
     app.add_middleware(GatewayMiddleware, metrics=context.metrics)
     publish_models(app, CompletionRequest, GenerationRequest, CompletionResponse)

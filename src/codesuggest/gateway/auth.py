@@ -60,6 +60,8 @@ async def authenticate(request: Request, context: GatewayContext) -> Caller:
             log.info("token refused", reason=exc.reason, detail=str(exc))
             raise _refuse(metrics, exc.reason, unauthorized(FORBIDDEN_BY_PROVIDER)) from None
         user_token = is_user_token(claims, trust.service_name)
+        if user_token and context.revocations.is_revoked(claims):
+            raise _refuse(metrics, "revoked", unauthorized(FORBIDDEN_BY_PROVIDER))
         realm = claims.get("gitlab_realm")
         instance_id = claims.get("gitlab_instance_id")
         if realm is not None and headers.get("x-gitlab-realm") != realm:

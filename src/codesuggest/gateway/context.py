@@ -1,6 +1,6 @@
 """Everything a running gateway holds: settings, clock, metrics, the trusted keys and its own
-signer, the completion service and the usage recorder. Loop-bound parts start in `start()`
-(the app lifespan)."""
+signer, the revoked user tokens, the completion service and the usage recorder. Loop-bound
+parts start in `start()` (the app lifespan)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from codesuggest.gateway.completions.service import CompletionService
 from codesuggest.gateway.fairness import Fairness
 from codesuggest.gateway.metrics import GatewayMetrics
 from codesuggest.gateway.providers import ProviderRegistry, build_registry
+from codesuggest.gateway.revocations import Revocations, make_revocations
 from codesuggest.gateway.settings import GatewaySettings
 from codesuggest.gateway.trust import TrustStore
 from codesuggest.gateway.usage.events import NullRecorder, UsageRecorder
@@ -28,6 +29,7 @@ class GatewayContext:
     metrics: GatewayMetrics
     trust: TrustStore
     signer: Signer
+    revocations: Revocations
     completions: CompletionService
     fairness: Fairness
     # What the routes record usage with; the started recorder once `start()` ran.
@@ -52,6 +54,14 @@ class GatewayContext:
             metrics=metrics,
             trust=trust,
             signer=Signer(trust.signing_key, settings.service_name, clock),
+            revocations=make_revocations(
+                clock,
+                settings.user_token_lifetime + 2 * settings.leeway,
+                redis_url=settings.redis_url,
+                prefix=settings.redis_prefix,
+                data_dir=settings.data_dir,
+                sync_interval=settings.revocation_sync_interval,
+            ),
             completions=CompletionService(settings.completions, registry, metrics.registry),
             fairness=Fairness(settings.fairness),
         )
@@ -63,6 +73,7 @@ class GatewayContext:
         )
         await recorder.start()
         self._recorder = self.usage = recorder
+        await self.revocations.start()
         self.trust.start()
         await self.completions.registry.start()
         await self.fairness.start()
@@ -73,6 +84,7 @@ class GatewayContext:
         if self._recorder is not None:
             await self._recorder.aclose()
             self._recorder = None
+        await self.revocations.aclose()
         await self.trust.aclose()
 
 

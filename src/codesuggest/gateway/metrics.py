@@ -43,6 +43,11 @@ class GatewayMetrics:
             ["realm"],
             registry=self.registry,
         )
+        self.revocations = Counter(
+            "codesuggest_gateway_revocations",
+            "Revocations of user tokens received from instances",
+            registry=self.registry,
+        )
         self.latency = Histogram(
             "codesuggest_gateway_request_seconds",
             "Request latency by route",

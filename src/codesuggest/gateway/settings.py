@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from platformdirs import user_data_dir
-from pydantic import BaseModel, SecretStr
+from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from codesuggest.gateway.completions.settings import CompletionsSettings
@@ -46,6 +46,15 @@ class GatewaySettings(BaseSettings):
     shutdown_delay: float = 0.0
     """Seconds between SIGTERM and closing the port, answering `/monitoring/ready` 503 while
     still serving, so a load balancer stops sending first (Kubernetes: a few seconds)."""
+    # Shared state of the replicas (revoked user tokens): Redis when set, else a file in
+    # the data directory (docs/gateway.md, "Revocation").
+    redis_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CODESUGGEST_GATEWAY_REDIS_URL", "REDIS_URL"),
+    )
+    redis_prefix: str = "codesuggest:gateway:"
+    revocation_sync_interval: float = Field(default=2.0, gt=0)
+    """Seconds between two copies of the shared revocations into a process's memory."""
 
     # --- completions: models and prompts (owned by gateway/completions; docs/models.md) ---
     # env: CODESUGGEST_GATEWAY_COMPLETIONS__<FIELD>, e.g. ..._COMPLETIONS__PROVIDER=openai

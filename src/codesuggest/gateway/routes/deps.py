@@ -19,6 +19,7 @@ from codesuggest.tokens import COMPLETE_CODE, GENERATE_CODE
 COMPLETIONS_REFUSAL = "Unauthorized to access code completions"
 GENERATIONS_REFUSAL = "Unauthorized to access code generations"
 MINT_REFUSAL = "Unauthorized to create user access token"
+REVOCATION_REFUSAL = "Unauthorized to revoke user tokens"
 
 
 def timed_auth(
@@ -50,4 +51,7 @@ GenerationCaller = Annotated[
 ]
 MintingCaller = Annotated[
     Caller, Depends(requires(COMPLETE_CODE, user_tokens=False, refusal=MINT_REFUSAL))
+]
+RevokingCaller = Annotated[
+    Caller, Depends(requires(COMPLETE_CODE, user_tokens=False, refusal=REVOCATION_REFUSAL))
 ]

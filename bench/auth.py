@@ -19,8 +19,9 @@ from fastapi import Depends
 from codesuggest.gateway.app import create_app
 from codesuggest.gateway.auth import requires
 from codesuggest.gateway.caller import Caller
+from codesuggest.gateway.revocations import FileBackend, Revocations
 from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
-from codesuggest.tokens import LocalKeySet, PrivateKey, Signer, Verifier
+from codesuggest.tokens import LocalKeySet, PrivateKey, Signer, SystemClock, Verifier
 
 ISS = "http://portal.bench"
 INSTANCE = "bench-instance"
@@ -65,6 +66,30 @@ async def verification(n: int) -> dict[str, object]:
         "verify_us_first_sight": summary(first, 1e6),
         "verify_us_seen_before": summary(repeat, 1e6),
         "mint_us": summary(mint, 1e6),
+    }
+
+
+async def revocation_check(n: int, entries: int = 10_000) -> dict[str, object]:
+    """The hot-path lookup of revoked user tokens, with `entries` revocations held (about what a
+    large instance revokes in an hour), for a user with and without one."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Revocations(SystemClock(), 3660, FileBackend(Path(tmp) / "revocations.db"))
+        now = int(time.time())
+        for i in range(entries):
+            await store.add("bench-instance", f"user-{i}", now, f"push-{i}")
+        await store.aclose()
+    revoked = {"sub": "user-7", "gitlab_instance_id": "bench-instance", "iat": now - 10}
+    untouched = {"sub": "someone", "gitlab_instance_id": "bench-instance", "iat": now - 10}
+    samples: dict[str, list[float]] = {"revoked": [], "not_revoked": []}
+    for _ in range(n):
+        for name, claims in (("revoked", revoked), ("not_revoked", untouched)):
+            t = time.perf_counter()
+            store.is_revoked(claims)
+            samples[name].append(time.perf_counter() - t)
+    assert store.is_revoked(revoked) and not store.is_revoked(untouched)
+    return {
+        "revocation_entries": entries,
+        "revocation_check_us": {name: summary(s, 1e6) for name, s in samples.items()},
     }
 
 
@@ -136,6 +161,7 @@ async def main() -> None:
     args = parser.parse_args()
     result = {"bench": "auth", "n": args.n, "library": "PyJWT (PyJWS, RS256) + cryptography"}
     result.update(await verification(args.n))
+    result.update(await revocation_check(args.n))
     result.update(await auth_layer(args.n))
     print(json.dumps(result, indent=2))
 

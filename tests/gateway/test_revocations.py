@@ -1,0 +1,98 @@
+"""Revoked user tokens at one gateway without Redis (the in-process store), on a manual clock:
+a pushed revocation refuses the user's older tokens and nothing else, lives one token lifetime,
+and a Redis that is down answers the push 503 so the instance retries."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from codesuggest.gateway.settings import TrustedIssuer
+from codesuggest.tokens import ManualClock
+from gateway.conftest import INSTANCE_ID, GatewayEnv, start_gateway
+from gateway.test_authority import mint, user_headers
+from support.issuer import Issuer, instance_headers
+
+PUSH = "/v1/code/user_token_revocations"
+
+
+def push(gw: GatewayEnv, user: str, issued_before: float, push_id: str | None = None):  # type: ignore[no-untyped-def]
+    token = gw.portal.instance_token(INSTANCE_ID, clock=gw.clock)
+    body = {
+        "id": push_id or str(uuid.uuid4()),
+        "instance_id": INSTANCE_ID,
+        "global_user_id": user,
+        "issued_before": int(issued_before),
+    }
+    with gw.client() as c:
+        return c.post(PUSH, json=body, headers=instance_headers(token, INSTANCE_ID))
+
+
+def user_token(gw: GatewayEnv, user: str) -> str:
+    response = mint(gw, gw.portal.instance_token(INSTANCE_ID, clock=gw.clock), user=user)
+    assert response.status_code == 200, response.text
+    return response.json()["token"]
+
+
+def accepted(gw: GatewayEnv, token: str, user: str) -> int:
+    with gw.client() as c:
+        return c.post("/test/protected", headers=user_headers(token, user)).status_code
+
+
+def test_a_revocation_refuses_older_tokens_of_that_user_only(gw: GatewayEnv) -> None:
+    old, other = user_token(gw, "rv-alice"), user_token(gw, "rv-bob")
+    gw.clock.advance(1)
+    stored = push(gw, "rv-alice", gw.clock.now())
+    assert stored.status_code == 200, stored.text
+    assert accepted(gw, old, "rv-alice") == 401
+    assert accepted(gw, other, "rv-bob") == 200
+    gw.clock.advance(1)
+    assert accepted(gw, user_token(gw, "rv-alice"), "rv-alice") == 200  # issued after T
+
+
+def test_saas_user_tokens_are_revoked_too(gw: GatewayEnv) -> None:
+    token = gw.saas.user_token("rv-saas", INSTANCE_ID, clock=gw.clock)
+    headers = instance_headers(token, INSTANCE_ID, "saas") | {"X-Gitlab-Global-User-Id": "rv-saas"}
+    with gw.client() as c:
+        assert c.post("/test/protected", headers=headers).status_code == 200
+        gw.clock.advance(1)
+        assert push(gw, "rv-saas", gw.clock.now()).status_code == 200
+        assert c.post("/test/protected", headers=headers).status_code == 401
+
+
+def test_an_entry_lives_one_token_lifetime(gw: GatewayEnv) -> None:
+    assert push(gw, "rv-carol", gw.clock.now()).status_code == 200
+    store = gw.gateway.app.state.revocations
+    assert (INSTANCE_ID, "rv-carol") in store._void
+    gw.clock.advance(gw.settings.user_token_lifetime + 2 * gw.settings.leeway + 1)
+    push(gw, "rv-dave", gw.clock.now())  # any push prunes
+    assert (INSTANCE_ID, "rv-carol") not in store._void
+
+
+def test_the_same_push_twice_is_refused(gw: GatewayEnv) -> None:
+    push_id = str(uuid.uuid4())
+    assert push(gw, "rv-erin", gw.clock.now() - 60, push_id).status_code == 200
+    again = push(gw, "rv-erin", gw.clock.now() - 60, push_id)
+    assert again.status_code == 409 and again.json() == {"detail": "Revocation already received"}
+
+
+@pytest.fixture(scope="module")
+def gw_redis_down(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    portal = Issuer("self-managed").start()
+    clock = ManualClock()
+    server, settings = start_gateway(
+        tmp_path_factory.mktemp("gateway-redis-down"),
+        [TrustedIssuer(url=portal.url, kind="portal")],
+        clock,
+        redis_url="redis://127.0.0.1:1/0",  # nothing listens on port 1
+    )
+    yield GatewayEnv(portal, portal, server, clock, settings)
+    server.stop()
+    portal.stop()
+
+
+def test_redis_down_answers_503_so_the_instance_retries(gw_redis_down: GatewayEnv) -> None:
+    response = push(gw_redis_down, "rv-frank", gw_redis_down.clock.now())
+    assert response.status_code == 503, response.text
+    assert response.headers["Retry-After"] == "1"

@@ -9,6 +9,7 @@ as delivered, so several instance processes may push the same row.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -29,12 +30,12 @@ from codesuggest.tokens import Clock
 log = get_logger("codesuggest.instance.revocations")
 
 PUSH_PATH = "/ai/v1/code/user_token_revocations"
+PRUNE_EVERY = 600.0
 
 
 @dataclass(frozen=True)
 class Push:
     row_id: int
-    push_id: str
     body: dict[str, object]
 
 
@@ -66,6 +67,7 @@ class RevocationPusher:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
+        self._pruned_at = -PRUNE_EVERY
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -100,7 +102,12 @@ class RevocationPusher:
                 pass
             self._wake.clear()
 
-    def _due(self) -> tuple[list[Push], str | None, InstanceInfo]:
+    def _prune(self) -> None:
+        """Delivered rows older than KEEP_AFTER go (at most every PRUNE_EVERY seconds: a
+        DELETE takes SQLite's write lock even when it finds nothing)."""
+        if time.monotonic() - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = time.monotonic()
         now = utc(self.clock.now())
         with self.store.session() as session:
             session.execute(
@@ -109,7 +116,11 @@ class RevocationPusher:
                     RevocationOutbox.created_at < now - KEEP_AFTER,
                 )
             )
-            info = InstanceInfo.of(application_settings(session))
+
+    def _due(self) -> tuple[list[Push], str | None, InstanceInfo | None]:
+        self._prune()
+        now = utc(self.clock.now())
+        with self.store.session() as session:
             rows = session.scalars(
                 select(RevocationOutbox)
                 .where(
@@ -120,12 +131,12 @@ class RevocationPusher:
                 .limit(100)
             ).all()
             if not rows:
-                return [], None, info
+                return [], None, None
+            info = InstanceInfo.of(application_settings(session))
             token = self.instance_tokens.for_gateway(session, info)
             pushes = [
                 Push(
                     row.id,
-                    row.push_id,
                     {
                         "id": row.push_id,
                         "instance_id": info.instance_uuid,
@@ -158,6 +169,7 @@ class RevocationPusher:
         pushes, token, info = await to_thread.run_sync(self._due)
         landed = 0
         for push in pushes:
+            assert info is not None
             error = await self._send(push, token, info)
             await to_thread.run_sync(self._settle, push.row_id, error)
             if error is None:

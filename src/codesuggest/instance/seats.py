@@ -48,6 +48,14 @@ class SeatNotFound(SeatError):
     """The user, group or purchase named does not exist."""
 
 
+class NoSeatsAvailable(SeatError):
+    """Every seat of the purchase is assigned."""
+
+
+class NotAMember(SeatError):
+    """SaaS: the user is not a member of the group that bought the seats."""
+
+
 def _user(session: Session, username: str) -> User:
     user = session.scalar(select(User).where(User.username == username))
     if user is None:
@@ -132,7 +140,7 @@ def _take_seat(session: Session, row: AddOnPurchase, user: User, now: datetime) 
     if row.group_id is not None and not _is_member(session, row.group_id, user.id):
         group = session.get(Group, row.group_id)
         path = group.path if group else row.group_id
-        raise SeatError(f"user {user.username!r} is not a member of group {path!r}")
+        raise NotAMember(f"user {user.username!r} is not a member of group {path!r}")
     exists = session.scalar(
         select(SeatAssignment).where(
             SeatAssignment.purchase_id == row.id, SeatAssignment.user_id == user.id
@@ -146,7 +154,7 @@ def _take_seat(session: Session, row: AddOnPurchase, user: User, now: datetime) 
     if row.licensed_quantity is not None and used >= row.licensed_quantity:
         raise _beyond_licence(row.licensed_quantity, f"{used} are assigned; unassign a user first")
     if used >= row.quantity:
-        raise SeatError(
+        raise NoSeatsAvailable(
             f"all {row.quantity} code_suggestions seats are assigned: "
             "purchase more seats or unassign a user first"
         )

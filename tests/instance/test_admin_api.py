@@ -415,3 +415,98 @@ def test_service_functions_are_what_the_routes_use(stack: Stack) -> None:
     with httpx.Client(base_url=stack.instance.url) as http:
         got = http.get(f"/api/v4/users/{uid}", headers=as_(stack_admin(stack)))
     assert got.json()["state"] == "blocked"
+
+
+PURCHASES = "query { addOnPurchases { id name purchasedQuantity assignedQuantity } }"
+ASSIGN = """mutation($p: GitlabSubscriptionsAddOnPurchaseID!, $u: UserID!) {
+  userAddOnAssignmentCreate(input: {addOnPurchaseId: $p, userId: $u, clientMutationId: "m1"}) {
+    addOnPurchase { id assignedQuantity } user { id username } errors clientMutationId } }"""
+REMOVE = ASSIGN.replace("userAddOnAssignmentCreate", "userAddOnAssignmentRemove")
+NOT_ALLOWED = "does not exist or you don't have permission"
+
+
+def graphql(stack: Stack, pat: str | None, query: str, **variables: object) -> dict:
+    response = stack.http.post(
+        "/api/graphql", json={"query": query, "variables": variables}, headers=as_(pat)
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_graphql_seat_management_with_gitlab_shapes(stack: Stack, pats) -> None:
+    pat = stack.user()
+    uid = user_id(stack, pat)
+    pid = purchase_id(stack)
+    listing = graphql(stack, pats["admin"], PURCHASES)["data"]["addOnPurchases"]
+    purchase = listing[0]
+    assert purchase["id"] == f"gid://gitlab/GitlabSubscriptions::AddOnPurchase/{pid}"
+    assert purchase["name"] == "CODE_SUGGESTIONS" and purchase["purchasedQuantity"] == 1000
+    used = purchase["assignedQuantity"]
+    ids = {"p": purchase["id"], "u": f"gid://gitlab/User/{uid}"}
+
+    removed = graphql(stack, pats["admin"], REMOVE, **ids)["data"]["userAddOnAssignmentRemove"]
+    assert removed == {
+        "addOnPurchase": {"id": purchase["id"], "assignedQuantity": used - 1},
+        "user": {"id": ids["u"], "username": removed["user"]["username"]},
+        "errors": [],
+        "clientMutationId": "m1",
+    }
+    assert stack.direct_access(pat).status_code == 403
+    again = graphql(stack, pats["admin"], REMOVE, **ids)["data"]["userAddOnAssignmentRemove"]
+    assert again["errors"] == ["NO_ASSIGNMENT_FOUND"]
+    with stack.store.session() as s:
+        assert (
+            s.execute(
+                text("SELECT count(*) FROM revocation_outbox WHERE user_id = :u"), {"u": uid}
+            ).scalar_one()
+            == 1
+        )
+
+    created = graphql(stack, pats["admin"], ASSIGN, **ids)["data"]["userAddOnAssignmentCreate"]
+    assert created["errors"] == [] and created["addOnPurchase"]["assignedQuantity"] == used
+    stack.clock.advance(2)  # past the revocation's second
+    assert stack.direct_access(pat).status_code == 201
+
+
+def test_graphql_seats_refused_and_full_change_nothing(stack: Stack, pats) -> None:
+    pat = stack.user(seat=False)
+    uid = user_id(stack, pat)
+    pid = purchase_id(stack)
+    ids = {
+        "p": f"gid://gitlab/GitlabSubscriptions::AddOnPurchase/{pid}",
+        "u": f"gid://gitlab/User/{uid}",
+    }
+    before = snapshot(stack)
+    for who, query in (
+        (pats["user"], PURCHASES),
+        (pats["user"], ASSIGN),
+        (pats["admin_read"], ASSIGN),
+        (None, REMOVE),
+    ):
+        body = graphql(stack, who, query, **({} if query == PURCHASES else ids))
+        assert body["data"] is None or not any(body["data"].values()), body
+        assert body["errors"], body
+    unknown = graphql(
+        stack,
+        pats["admin"],
+        ASSIGN,
+        p="gid://gitlab/GitlabSubscriptions::AddOnPurchase/999999",
+        u=ids["u"],
+    )
+    assert NOT_ALLOWED in unknown["errors"][0]["message"]
+    malformed = graphql(stack, pats["admin"], ASSIGN, p="purchase-1", u=ids["u"])
+    assert "not a valid ID" in malformed["errors"][0]["message"]
+    assert snapshot(stack) == before
+
+    with stack.store.session() as s:  # every seat taken
+        from codesuggest.instance import seats
+
+        row = seats.get_purchase(s, pid)
+        quantity, row.quantity = row.quantity, seats.assigned_count(s, pid)
+    try:
+        full = graphql(stack, pats["admin"], ASSIGN, **ids)["data"]["userAddOnAssignmentCreate"]
+        assert full["errors"] == ["NO_SEATS_AVAILABLE"]
+    finally:
+        with stack.store.session() as s:
+            seats.get_purchase(s, pid).quantity = quantity
+    assert stack.direct_access(pat).status_code == 403

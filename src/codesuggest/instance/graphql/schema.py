@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from codesuggest.instance.graphql.metadata import FlagNameError, MetadataQuery
 from codesuggest.instance.graphql.projects import ProjectsQuery
+from codesuggest.instance.graphql.seats import SCALARS as SEAT_SCALARS
+from codesuggest.instance.graphql.seats import SeatRequestRefused, SeatsMutation, SeatsQuery
 from codesuggest.instance.graphql.viewer import ViewerQuery
 
 
@@ -22,9 +25,9 @@ class GraphQLRefusal(Exception):
     """A request a resolver refuses on purpose; its message is shown to the client."""
 
 
-QUERIES: tuple[type, ...] = (ViewerQuery, MetadataQuery, ProjectsQuery)
-MUTATIONS: tuple[type, ...] = ()
-REFUSALS: tuple[type[Exception], ...] = (GraphQLRefusal, FlagNameError)
+QUERIES: tuple[type, ...] = (ViewerQuery, MetadataQuery, ProjectsQuery, SeatsQuery)
+MUTATIONS: tuple[type, ...] = (SeatsMutation,)
+REFUSALS: tuple[type[Exception], ...] = (GraphQLRefusal, FlagNameError, SeatRequestRefused)
 
 
 class InstanceSchema(strawberry.Schema):
@@ -36,6 +39,7 @@ def build_schema() -> InstanceSchema:
     return InstanceSchema(
         query=merge_types("Query", QUERIES),
         mutation=merge_types("Mutation", MUTATIONS) if MUTATIONS else None,
+        config=StrawberryConfig(scalar_map=SEAT_SCALARS),
         extensions=[
             lambda: MaxAliasesLimiter(max_alias_count=20),
             lambda: MaxTokensLimiter(max_token_count=2000),

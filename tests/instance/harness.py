@@ -123,12 +123,11 @@ class Stack:
         return self.gateway_counter.counts["/auth/v1/code/user_access_token"]
 
     def gateway_calls(self) -> int:
-        """Requests that mint or complete; not the key fetches the instance's usage sink makes
-        in the background (they would make counts flaky)."""
+        """Requests that mint or complete; not what the instance sends in the background (the
+        usage sink's key fetches, revocation pushes): they would make counts flaky."""
+        background = ("/.well-known/", "/oauth/", "/monitoring/", "/ai/v1/code/user_token_")
         return sum(
-            n
-            for path, n in self.gateway_counter.counts.items()
-            if not path.startswith(("/.well-known/", "/oauth/", "/monitoring/"))
+            n for path, n in self.gateway_counter.counts.items() if not path.startswith(background)
         )
 
     @property

@@ -66,7 +66,7 @@ def test_saas_user_tokens_are_revoked_too(gw: GatewayEnv) -> None:
 
 def test_an_entry_lives_one_token_lifetime(gw: GatewayEnv) -> None:
     assert push(gw, "rv-carol", gw.clock.now()).status_code == 200
-    store = gw.gateway.app.state.revocations
+    store = gw.gateway.app.state.ctx.revocations
     assert (INSTANCE_ID, "rv-carol") in store._void
     gw.clock.advance(gw.settings.user_token_lifetime + 2 * gw.settings.leeway + 1)
     wait_until(lambda: (INSTANCE_ID, "rv-carol") not in store._void, what="the entry dropped")

@@ -58,7 +58,7 @@ class Page(Generic[T]):
     per_page: int
 
 
-def _page(session: Session, query: Select[tuple[T]], page: int, per_page: int) -> Page[T]:
+def _page(session: Session, query: Select[T], page: int, per_page: int) -> Page[T]:
     if page < 1:
         raise AdminError("page must be a positive integer")
     if not 1 <= per_page <= MAX_PER_PAGE:

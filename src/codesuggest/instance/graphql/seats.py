@@ -17,6 +17,7 @@ from typing import NewType
 import strawberry
 from anyio import to_thread
 from sqlalchemy.orm import Session
+from strawberry.types.scalar import ScalarDefinition
 
 from codesuggest.instance import seats
 from codesuggest.instance.graphql.context import GraphQLContext
@@ -48,7 +49,7 @@ PurchaseID = NewType("PurchaseID", str)
 UserID = NewType("UserID", str)
 NamespaceID = NewType("NamespaceID", str)
 
-SCALARS = {
+SCALARS: dict[object, ScalarDefinition] = {
     PurchaseID: strawberry.scalar(
         name="GitlabSubscriptionsAddOnPurchaseID",
         serialize=str,
@@ -119,7 +120,7 @@ class UserAddOnAssignmentRemoveInput:
 
 def _purchase(session: Session, row: AddOnPurchase) -> AddOnPurchaseType:
     return AddOnPurchaseType(
-        id=f"{PURCHASE_GID}{row.id}",
+        id=PurchaseID(f"{PURCHASE_GID}{row.id}"),
         name="CODE_SUGGESTIONS",
         purchased_quantity=row.quantity,
         assigned_quantity=seats.assigned_count(session, row.id),
@@ -127,7 +128,7 @@ def _purchase(session: Session, row: AddOnPurchase) -> AddOnPurchaseType:
 
 
 def _user(row: User) -> AddOnUser:
-    return AddOnUser(id=f"{USER_GID}{row.id}", username=row.username, name=row.username)
+    return AddOnUser(id=UserID(f"{USER_GID}{row.id}"), username=row.username, name=row.username)
 
 
 def _admin(context: GraphQLContext, write: bool) -> None:

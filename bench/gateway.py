@@ -55,6 +55,7 @@ def _serve(conn: Any, usage: str, data_dir: str, model_url: str | None) -> None:
     from codesuggest.common.serving import bind, server_config
     from codesuggest.gateway.app import create_app
     from codesuggest.gateway.completions.settings import CompletionsSettings
+    from codesuggest.gateway.fairness import FairnessSettings
     from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
     from codesuggest.gateway.usage.settings import UsageSettings
     from codesuggest.tokens import (
@@ -85,6 +86,8 @@ def _serve(conn: Any, usage: str, data_dir: str, model_url: str | None) -> None:
         trusted_issuers=[TrustedIssuer(url=issuer_url["url"], kind="saas-instance")],
         data_dir=Path(data_dir),
         usage=UsageSettings(enabled=usage == "on"),
+        # One user sends everything here: the per-user limits stay on, far above the load.
+        fairness=FairnessSettings(user_rate=1e6, user_burst=10**6, user_concurrency=1000),
         completions=CompletionsSettings()
         if model_url is None
         else CompletionsSettings(

@@ -192,6 +192,10 @@ def _start_gateway(
         "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_BASE_URL": model_url + "/v1",
         "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_MODEL": MODEL,
         "CODESUGGEST_GATEWAY_COMPLETIONS__EMBEDDED_ENABLED": "false",
+        # One user sends everything here: the per-user limits stay on, far above the load.
+        "CODESUGGEST_GATEWAY_FAIRNESS__USER_RATE": "1000000",
+        "CODESUGGEST_GATEWAY_FAIRNESS__USER_BURST": "1000000",
+        "CODESUGGEST_GATEWAY_FAIRNESS__USER_CONCURRENCY": "1000",
     }
     exe = Path(sys.executable).with_name("codesuggest")
     process = subprocess.Popen(

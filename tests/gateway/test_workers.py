@@ -49,6 +49,7 @@ class Workers:
             "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_MODEL": MODEL,
             "CODESUGGEST_GATEWAY_COMPLETIONS__EMBEDDED_ENABLED": "false",
             "CODESUGGEST_GATEWAY_USAGE__FLUSH_INTERVAL": "0.1",
+            "CODESUGGEST_GATEWAY_FAIRNESS__USER_BURST": "1000",  # one user sends them all
         }
         self.process: subprocess.Popen[bytes] | None = None
 

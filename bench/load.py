@@ -165,7 +165,7 @@ def start_layout(
     logs = root / "logs"
     logs.mkdir()
 
-    # Portal: a licence whose add-on has a seat for every user.
+    # Portal: a license whose add-on has a seat for every user.
     portal_port = free_port()
     portal_url = f"http://127.0.0.1:{portal_port}"
     portal_env = base_env | {
@@ -180,8 +180,8 @@ def start_layout(
         )
     )
     portal_admin.ensure_signing_key()
-    licence = portal_admin.create_licence(customer="load benchmark")
-    portal_admin.add_addon(licence.id, seats=users)
+    license = portal_admin.create_license(customer="load benchmark")
+    portal_admin.add_addon(license.id, seats=users)
     portal_admin.close()
     layout.parts["portal"] = Part(
         "portal",
@@ -269,7 +269,7 @@ def start_layout(
         "CODESUGGEST_INSTANCE_SECRET": SECRET,
         "CODESUGGEST_INSTANCE_REALM": "self-managed",
         "CODESUGGEST_INSTANCE_PORTAL_URL": portal_url,
-        "CODESUGGEST_INSTANCE_LICENSE_KEY": licence.key,
+        "CODESUGGEST_INSTANCE_LICENSE_KEY": license.key,
         "CODESUGGEST_INSTANCE_EDGE_URL": layout.edge_url,
         "CODESUGGEST_INSTANCE_GATEWAY_URL": f"{layout.edge_url}/ai",
         "CODESUGGEST_INSTANCE_LOG_LEVEL": "WARNING",

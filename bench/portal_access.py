@@ -1,7 +1,7 @@
 """Portal benchmark: cloudConnectorAccess latency and throughput over real loopback HTTP.
 
 Runs a portal (SQLite by default, or --database-url) in a uvicorn thread and calls it the way
-instances do: one licence with the add-on, a distinct instance id per call. Prints one JSON
+instances do: one license with the add-on, a distinct instance id per call. Prints one JSON
 object. Run: .venv/bin/python bench/portal_access.py [--n 300] [--concurrency 8]
 """
 
@@ -103,10 +103,10 @@ def main() -> None:
         settings = PortalSettings(url=url, data_dir=Path(tmp), database_url=args.database_url)
         server, thread = serve(settings, sock)
         admin = server.config.app.state.ctx.admin
-        licence = admin.create_licence(customer="bench")
-        admin.add_addon(licence.id)
+        license = admin.create_license(customer="bench")
+        admin.add_addon(license.id)
         try:
-            result = asyncio.run(run(url, licence.key, args.n, args.concurrency))
+            result = asyncio.run(run(url, license.key, args.n, args.concurrency))
         finally:
             server.should_exit = True
             thread.join(timeout=15)

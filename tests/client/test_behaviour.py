@@ -201,18 +201,18 @@ async def test_direct_connections_disabled_uses_monolith_and_backs_off(stack):
     assert len(stack.world.direct_access_calls) == 3
 
 
-async def test_direct_access_401_is_unauthorised_and_backs_off(stack):
+async def test_direct_access_401_is_unauthorized_and_backs_off(stack):
     client, clock, statuses = make_client(stack, token="glpat-revoked")
     try:
         with pytest.raises(CompletionFailed) as failed:
             await client.complete(REQUEST)  # the monolith refuses the PAT as well
-        assert failed.value.state == "unauthorised"
+        assert failed.value.state == "unauthorized"
         with pytest.raises(CompletionFailed):
             await client.complete(REQUEST)
     finally:
         await client.aclose()
     assert len(stack.world.direct_access_calls) == 1
-    assert statuses[0][0] == "unauthorised"
+    assert statuses[0][0] == "unauthorized"
 
 
 async def test_direct_access_429_honours_retry_after(stack):

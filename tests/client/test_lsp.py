@@ -160,7 +160,7 @@ async def test_a_mid_word_completion_item_replaces_the_word_typed_so_far(stack, 
 async def test_settings_changed_at_run_time(stack, tmp_path):
     async with lsp(tmp_path, options(stack, token="glpat-wrong")) as (client, statuses):
         refused = await client.text_document_inline_completion_async(inline_params())
-        await poll(lambda: any(s["state"] == "unauthorised" for s in statuses))
+        await poll(lambda: any(s["state"] == "unauthorized" for s in statuses))
         client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings=options(stack, token=GOOD_PAT))
         )

@@ -237,7 +237,7 @@ def test_a_user_made_on_the_pages_gets_a_pat_and_a_seat_and_direct_access_until_
     admin_page.click("#assign-seat button[type=submit]")
     expect(admin_page.locator(".purchase tr[data-username=ana]")).to_have_count(1)
     expect(admin_page.locator(".utilisation")).to_contain_text(f"{held + 1} of 10 seats assigned")
-    expect(admin_page.locator(".utilisation .licensed")).to_contain_text("the licence allows 10")
+    expect(admin_page.locator(".utilisation .licensed")).to_contain_text("the license allows 10")
     shots(admin_page, "06-seats")
 
     allowed = httpx.post(direct_access, headers={"PRIVATE-TOKEN": token})

@@ -1,4 +1,4 @@
-"""Seats bounded by the licence: the real portal's add-on seat count reaches the instance through
+"""Seats bounded by the license: the real portal's add-on seat count reaches the instance through
 the sync, and purchases or assignments beyond it are refused (service functions and the CLI).
 Portal and instance on PostgreSQL."""
 
@@ -30,7 +30,7 @@ SECRET = "seats-e2e-instance-secret-0123456789abcdef"
 @dataclass
 class World:
     portal: Portal
-    licence_id: int
+    license_id: int
     settings: InstanceSettings
     store: Store
     database_url: str
@@ -41,14 +41,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root: Path = tmp_path_factory.mktemp("licensed-seats")
     with postgres_database("cs_seat_portal") as portal_db, postgres_database("cs_seats") as db:
         portal, server = start_portal(portal_db, root / "portal")
-        licence = portal.admin.create_licence(customer="seats")
-        portal.admin.add_addon(licence.id, seats=3)
+        license = portal.admin.create_license(customer="seats")
+        portal.admin.add_addon(license.id, seats=3)
         settings = InstanceSettings(
             data_dir=root / "instance",
             CODESUGGEST_INSTANCE_DATABASE_URL=db,
             secret=SECRET,
             portal_url=portal.url,
-            license_key=licence.key,
+            license_key=license.key,
             host_name="gitlab.seats.test",
             sync_enabled=False,
         )
@@ -60,7 +60,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             for name in ("u1", "u2", "u3", "u4"):
                 admin.create_user(session, name, now)
         try:
-            yield World(portal, licence.id, settings, store, db)
+            yield World(portal, license.id, settings, store, db)
         finally:
             store.dispose()
             portal.http.close()
@@ -88,29 +88,29 @@ def cli(world: World, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def test_seats_beyond_the_licence_are_refused(world: World) -> None:
+async def test_seats_beyond_the_license_are_refused(world: World) -> None:
     assert (await sync(world)).outcome == "stored"
     with world.store.session() as session:
         [entry] = seats.list_seats(session)
-    # The add-on purchase arrives with the licence, with its seat count.
+    # The add-on purchase arrives with the license, with its seat count.
     assert (entry["seats"], entry["licensed"]) == (3, 3)
 
     refused = cli(world, "seats", "purchase", "--count", "100000")
     assert refused.returncode == 1
-    assert "the licence allows 3 code_suggestions seats: cannot purchase 100000" in refused.stderr
+    assert "the license allows 3 code_suggestions seats: cannot purchase 100000" in refused.stderr
     assert "Traceback" not in refused.stderr
 
     now = datetime.now(UTC)
     for name in ("u1", "u2", "u3"):
         with world.store.session() as session:
             seats.assign(session, name, now)
-    with pytest.raises(seats.SeatError, match="the licence allows 3"):
+    with pytest.raises(seats.SeatError, match="the license allows 3"):
         with world.store.session() as session:
             seats.assign(session, "u4", now)
 
     # More seats bought on the portal reach the instance with the next sync.
-    world.portal.admin.remove_addon(world.licence_id)
-    world.portal.admin.add_addon(world.licence_id, seats=4)
+    world.portal.admin.remove_addon(world.license_id)
+    world.portal.admin.add_addon(world.license_id, seats=4)
     assert (await sync(world)).outcome == "stored"
     assert cli(world, "seats", "purchase", "--count", "4").returncode == 0
     with world.store.session() as session:

@@ -30,7 +30,7 @@ INSTANCE_ID = "0b6f3b1e-8f0c-4a52-9a57-3f1f2c6d9e10"
 class Stack:
     portal: Portal
     portal_server: ServerThread
-    licence_id: int
+    license_id: int
     instance: InstanceSettings
     store: Store
     gateway: ServerThread
@@ -41,14 +41,14 @@ class Stack:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     root: Path = tmp_path_factory.mktemp("portal-sync")
     portal, portal_server = start_portal(f"sqlite:///{root / 'portal.db'}", root / "portal")
-    licence = portal.admin.create_licence(customer="e2e")
-    portal.admin.add_addon(licence.id)
+    license = portal.admin.create_license(customer="e2e")
+    portal.admin.add_addon(license.id)
     instance = InstanceSettings(
         data_dir=root / "instance",
         database_url=f"sqlite:///{root / 'instance.db'}",
         secret="e2e-instance-secret-0123456789abcdef",
         portal_url=portal.url,
-        license_key=licence.key,
+        license_key=license.key,
         host_name="gitlab.e2e.test",
         sync_enabled=False,
     )
@@ -66,7 +66,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         what="gateway loaded the portal's keys",
     )
     try:
-        yield Stack(portal, portal_server, licence.id, instance, store, gateway, portal.clock)
+        yield Stack(portal, portal_server, license.id, instance, store, gateway, portal.clock)
     finally:
         gateway.stop()
         store.dispose()
@@ -110,8 +110,8 @@ async def test_synced_portal_token_mints_user_tokens_at_the_gateway(stack: Stack
     body = response.json()
     assert body["expires_at"] == int(stack.clock.now()) + 3600
 
-    [licence] = stack.portal.admin.list_licences()
-    [seen] = licence.instances
+    [license] = stack.portal.admin.list_licenses()
+    [seen] = license.instances
     assert (seen.instance_id, seen.host_name) == (INSTANCE_ID, "gitlab.e2e.test")
 
 
@@ -155,12 +155,12 @@ async def test_portal_down_for_two_days_then_back(stack: Stack) -> None:
 
 
 async def test_removed_addon_clears_and_revocation_fails_the_sync(stack: Stack) -> None:
-    stack.portal.admin.remove_addon(stack.licence_id)
+    stack.portal.admin.remove_addon(stack.license_id)
     result = await sync(stack, force=True)
     assert result.outcome == "cleared"
     assert stored_token(stack) is None
 
-    stack.portal.admin.revoke_licence(stack.licence_id)
+    stack.portal.admin.revoke_license(stack.license_id)
     result = await sync(stack, force=True)
     assert result.outcome == "failed"
     assert result.reason == "portal refused: License has been revoked"

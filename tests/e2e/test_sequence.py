@@ -130,13 +130,13 @@ async def seat_removed_scenario(
 @pytest.mark.parametrize("realm", REALMS)
 async def test_seat_removed_refuses_direct_access(stack: Stack, realm: str) -> None:
     statuses, failed = await seat_removed_scenario(stack, realm, f"seat-{realm}")
-    assert "unauthorised" in [state for state, _ in statuses.seen], statuses.seen
+    assert "unauthorized" in [state for state, _ in statuses.seen], statuses.seen
     assert "seat" in failed.message.lower()
 
 
 async def test_seat_removed_client_ends_not_authorised(stack: Stack) -> None:
     statuses, failed = await seat_removed_scenario(stack, "self-managed", "seat-final")
-    assert failed.state == "unauthorised" and statuses.last == "unauthorised", statuses.seen
+    assert failed.state == "unauthorized" and statuses.last == "unauthorized", statuses.seen
 
 
 async def test_direct_connections_disabled_falls_back_to_the_monolith(stack: Stack) -> None:

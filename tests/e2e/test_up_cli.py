@@ -80,7 +80,7 @@ def test_up_detach_status_down_and_reuse(tmp_path: Path) -> None:
     stopped = run("status", "--json", "--data-dir", str(data), home=tmp_path)
     assert stopped.returncode == 3 and json.loads(stopped.stdout)["running"] is False
 
-    # A second `up` on the same data directory reuses everything: same PATs, same licence.
+    # A second `up` on the same data directory reuses everything: same PATs, same license.
     reused = run("up", "--detach", "--json", "--data-dir", str(data), home=tmp_path)
     try:
         assert reused.returncode == 0, reused.stderr

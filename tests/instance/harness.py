@@ -68,19 +68,19 @@ class Portal:
     server: ServerThread
     counter: CountingApp
     admin: object
-    licence_key: str
-    licence_id: int
+    license_key: str
+    license_id: int
 
     @property
     def graphql_calls(self) -> int:
         return self.counter.counts["/graphql"]
 
-    def new_licence(self) -> tuple[str, int]:
-        """Another licence with the add-on (key, id): a licence serves the one instance it
+    def new_license(self) -> tuple[str, int]:
+        """Another license with the add-on (key, id): a license serves the one instance it
         first synced from."""
-        licence = self.admin.create_licence()  # type: ignore[attr-defined]
-        self.admin.add_addon(licence.id, seats=100)  # type: ignore[attr-defined]
-        return str(licence.key), int(licence.id)
+        license = self.admin.create_license()  # type: ignore[attr-defined]
+        self.admin.add_addon(license.id, seats=100)  # type: ignore[attr-defined]
+        return str(license.key), int(license.id)
 
 
 def start_portal(tmp: Path) -> Portal:
@@ -93,11 +93,11 @@ def start_portal(tmp: Path) -> Portal:
     )
     app = create_portal(settings)
     portal_admin = app.state.ctx.admin
-    licence = portal_admin.create_licence()
-    portal_admin.add_addon(licence.id, seats=100)
+    license = portal_admin.create_license()
+    portal_admin.add_addon(license.id, seats=100)
     counter = CountingApp(app)
     server = ServerThread(counter, port=port).start()
-    return Portal(server, counter, portal_admin, licence.key, licence.id)
+    return Portal(server, counter, portal_admin, license.key, license.id)
 
 
 @dataclass
@@ -207,7 +207,7 @@ def start_stack(  # type: ignore[no-untyped-def]
         "realm": realm,
         "gateway_url": f"http://127.0.0.1:{gateway_port}",
         "portal_url": portal.server.url,
-        "license_key": portal.licence_key,
+        "license_key": portal.license_key,
         "sync_enabled": False,
         "gateway_timeout": 1.0,
     } | overrides

@@ -404,6 +404,6 @@ async def test_a_refused_token_costs_the_client_one_direct_access_ending_not_aut
             await client.complete(completion)
         assert client.details.stats.calls == calls + 1  # one direct_access, no loop
         assert client.details.stats.last_status == 403
-        assert failed.value.state == "unauthorised" and seen[-1] == "unauthorised", seen
+        assert failed.value.state == "unauthorized" and seen[-1] == "unauthorized", seen
     finally:
         await client.aclose()

@@ -43,21 +43,21 @@ def db_url(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def licence(db_url: str, portal: Portal) -> tuple[str, int]:
-    """One licence per instance database: each database is another instance."""
-    return portal.new_licence()
+def license(db_url: str, portal: Portal) -> tuple[str, int]:
+    """One license per instance database: each database is another instance."""
+    return portal.new_license()
 
 
 @pytest.fixture(scope="module")
 def settings(
-    db_url: str, portal: Portal, licence: tuple[str, int], tmp_path_factory
+    db_url: str, portal: Portal, license: tuple[str, int], tmp_path_factory
 ) -> InstanceSettings:
     return InstanceSettings(
         database_url=db_url,
         data_dir=tmp_path_factory.mktemp("sync-data"),
         secret="sync-test-secret-0123456789abcdef",
         portal_url=portal.server.url,
-        license_key=licence[0],
+        license_key=license[0],
         portal_timeout=2.0,
     )
 
@@ -166,14 +166,14 @@ def test_expired_tokens_are_deleted(store, settings) -> None:  # type: ignore[no
     assert len(remaining) == 1 and remaining[0][1] > utc(clock.now())
 
 
-def test_no_add_on_deletes_every_token(store, settings, portal, licence) -> None:  # type: ignore[no-untyped-def]
+def test_no_add_on_deletes_every_token(store, settings, portal, license) -> None:  # type: ignore[no-untyped-def]
     clock = ManualClock()
     run(store, settings, clock)
-    portal.admin.remove_addon(licence[1])
+    portal.admin.remove_addon(license[1])
     try:
         result = run(store, settings, clock, force=True)
     finally:
-        portal.admin.add_addon(licence[1], seats=100)
+        portal.admin.add_addon(license[1], seats=100)
     assert result.outcome == "cleared"
     assert rows(store) == []
 
@@ -190,10 +190,10 @@ def _failing(store, settings, clock, logs: Captured, **changes) -> SyncResult:  
     return result
 
 
-def test_unknown_licence_changes_nothing(store, settings, logs) -> None:  # type: ignore[no-untyped-def]
-    result = _failing(store, settings, ManualClock(), logs, license_key="not-a-real-licence-key")
+def test_unknown_license_changes_nothing(store, settings, logs) -> None:  # type: ignore[no-untyped-def]
+    result = _failing(store, settings, ManualClock(), logs, license_key="not-a-real-license-key")
     assert result.reason.startswith("portal refused: ")
-    assert "not-a-real-licence-key" not in logs.text
+    assert "not-a-real-license-key" not in logs.text
 
 
 def test_portal_down_changes_nothing(store, settings, logs) -> None:  # type: ignore[no-untyped-def]
@@ -277,7 +277,7 @@ def test_the_server_runs_the_sync_job_on_start(settings, portal, tmp_path: Path)
             data_dir=tmp_path,
             secret="job-test-secret-0123456789abcdef",
             portal_url=portal.server.url,
-            license_key=portal.new_licence()[0],
+            license_key=portal.new_license()[0],
             sync_retry_initial=0.05,
         )
     )

@@ -62,23 +62,23 @@ class Portal:
     instances: dict[str, str] = field(default_factory=dict)
 
     def access(
-        self, licence_key: str, headers: dict[str, str] | None = None, version: str = "17.0.0"
+        self, license_key: str, headers: dict[str, str] | None = None, version: str = "17.0.0"
     ) -> httpx.Response:
-        """Without `headers`, as the one instance this licence serves (bound at first sync)."""
+        """Without `headers`, as the one instance this license serves (bound at first sync)."""
         if headers is None:
-            instance_id = self.instances.setdefault(licence_key, str(uuid.uuid4()))
+            instance_id = self.instances.setdefault(license_key, str(uuid.uuid4()))
             headers = instance_headers(instance_id)
         return self.http.post(
             "/graphql",
             json={
                 "query": ACCESS_QUERY,
-                "variables": {"licenseKey": licence_key, "gitlabVersion": version},
+                "variables": {"licenseKey": license_key, "gitlabVersion": version},
             },
             headers=headers,
         )
 
-    def licence_with_addon(self, **kwargs: Any) -> str:
-        created = self.admin.create_licence(**kwargs)
+    def license_with_addon(self, **kwargs: Any) -> str:
+        created = self.admin.create_license(**kwargs)
         self.admin.add_addon(created.id)
         return created.key
 

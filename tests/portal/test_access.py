@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from codesuggest.portal.models import Licence
+from codesuggest.portal.models import License
 from portal.helpers import Portal, instance_headers
 
 THREE_DAYS = 3 * 24 * 3600
@@ -29,13 +29,13 @@ def refused(portal: Portal, key: str, headers: dict | None = None) -> tuple[str,
     return error["message"], error["extensions"]["code"]
 
 
-def instances_of(portal: Portal, licence_id: int) -> list:
-    [licence] = [lic for lic in portal.admin.list_licences() if lic.id == licence_id]
-    return licence.instances
+def instances_of(portal: Portal, license_id: int) -> list:
+    [license] = [lic for lic in portal.admin.list_licenses() if lic.id == license_id]
+    return license.instances
 
 
-def test_valid_cloud_licence_with_addon_gets_a_token(portal: Portal) -> None:
-    created = portal.admin.create_licence(customer="acme")
+def test_valid_cloud_license_with_addon_gets_a_token(portal: Portal) -> None:
+    created = portal.admin.create_license(customer="acme")
     addon = portal.admin.add_addon(created.id, seats=25)
     response = portal.access(created.key)
     assert response.status_code == 200
@@ -61,8 +61,8 @@ def test_valid_cloud_licence_with_addon_gets_a_token(portal: Portal) -> None:
     assert service["seats"] == 25
 
 
-def test_licence_without_addon_gets_null_token(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+def test_license_without_addon_gets_null_token(portal: Portal) -> None:
+    created = portal.admin.create_license()
     body = portal.access(created.key).json()
     assert "errors" not in body
     assert body["data"]["cloudConnectorAccess"]["serviceToken"] is None
@@ -70,7 +70,7 @@ def test_licence_without_addon_gets_null_token(portal: Portal) -> None:
 
 
 def test_removed_addon_means_null_token(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+    created = portal.admin.create_license()
     portal.admin.add_addon(created.id)
     assert portal.access(created.key).json()["data"]["cloudConnectorAccess"]["serviceToken"]
     assert portal.admin.remove_addon(created.id) == 1
@@ -79,7 +79,7 @@ def test_removed_addon_means_null_token(portal: Portal) -> None:
 
 
 def test_ended_addon_means_null_token_and_token_never_outlives_addon(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+    created = portal.admin.create_license()
     addon = portal.admin.add_addon(created.id, days=1)
     token = portal.access(created.key).json()["data"]["cloudConnectorAccess"]["serviceToken"]
     assert claims_of(token["token"])["exp"] == int(addon.ends_at.timestamp())
@@ -89,40 +89,40 @@ def test_ended_addon_means_null_token_and_token_never_outlives_addon(portal: Por
     assert body["data"]["cloudConnectorAccess"]["serviceToken"] is None
 
 
-def test_unknown_licence(portal: Portal) -> None:
+def test_unknown_license(portal: Portal) -> None:
     assert refused(portal, "cslk_" + "x" * 64) == ("License key not found", "LICENSE_NOT_FOUND")
 
 
-def test_revoked_licence(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+def test_revoked_license(portal: Portal) -> None:
+    created = portal.admin.create_license()
     portal.admin.add_addon(created.id)
-    portal.admin.revoke_licence(created.id)
+    portal.admin.revoke_license(created.id)
     assert refused(portal, created.key) == ("License has been revoked", "LICENSE_REVOKED")
 
 
-def test_non_cloud_licence(portal: Portal) -> None:
-    key = portal.licence_with_addon(cloud=False)
+def test_non_cloud_license(portal: Portal) -> None:
+    key = portal.license_with_addon(cloud=False)
     assert refused(portal, key) == ("License is not a cloud license", "LICENSE_NOT_CLOUD")
 
 
-def test_trial_licence(portal: Portal) -> None:
-    key = portal.licence_with_addon(trial=True)
+def test_trial_license(portal: Portal) -> None:
+    key = portal.license_with_addon(trial=True)
     assert refused(portal, key) == (
         "Trial licenses cannot use Cloud Connector",
         "LICENSE_TRIAL",
     )
 
 
-def test_licence_not_started_yet(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+def test_license_not_started_yet(portal: Portal) -> None:
+    created = portal.admin.create_license()
     portal.admin.add_addon(created.id)
     with portal.admin.sessions.begin() as session:
-        session.get(Licence, created.id).starts_at = created.starts_at + timedelta(days=2)
+        session.get(License, created.id).starts_at = created.starts_at + timedelta(days=2)
     assert refused(portal, created.key) == ("License is not active yet", "LICENSE_NOT_STARTED")
 
 
-def test_expired_licence_works_in_grace_then_is_refused(portal: Portal) -> None:
-    created = portal.admin.create_licence(days=2, grace_days=1)
+def test_expired_license_works_in_grace_then_is_refused(portal: Portal) -> None:
+    created = portal.admin.create_license(days=2, grace_days=1)
     portal.admin.add_addon(created.id, days=30)
     hard_end = created.expires_at + timedelta(days=1)
     portal.clock.advance(2 * 24 * 3600 + 3600)  # expired an hour ago: in the grace period
@@ -133,7 +133,7 @@ def test_expired_licence_works_in_grace_then_is_refused(portal: Portal) -> None:
 
 
 def test_missing_instance_id_header(portal: Portal) -> None:
-    key = portal.licence_with_addon()
+    key = portal.license_with_addon()
     headers = instance_headers()
     del headers["x-gitlab-instance-id"]
     assert refused(portal, key, headers) == (
@@ -144,7 +144,7 @@ def test_missing_instance_id_header(portal: Portal) -> None:
 
 @pytest.mark.parametrize("bad", ["has space", "x" * 129, "-leading-dash", "a/b"])
 def test_invalid_instance_id_header(portal: Portal, bad: str) -> None:
-    key = portal.licence_with_addon()
+    key = portal.license_with_addon()
     assert refused(portal, key, instance_headers(bad)) == (
         "Invalid x-gitlab-instance-id header",
         "INVALID_INSTANCE_ID",
@@ -152,7 +152,7 @@ def test_invalid_instance_id_header(portal: Portal, bad: str) -> None:
 
 
 def test_instance_is_recorded_and_last_seen_updated(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+    created = portal.admin.create_license()
     portal.admin.add_addon(created.id)
     instance_id = "6f1c7e2a-3b7e-4bb1-9d55-7b3f1f3c0a11"
     first = datetime.fromtimestamp(portal.clock.now(), UTC)
@@ -166,14 +166,14 @@ def test_instance_is_recorded_and_last_seen_updated(portal: Portal) -> None:
     assert seen.last_seen_at == first + timedelta(hours=1)
 
 
-def test_licence_without_addon_still_records_instance(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+def test_license_without_addon_still_records_instance(portal: Portal) -> None:
+    created = portal.admin.create_license()
     portal.access(created.key, instance_headers("inst-1"))
     assert [i.instance_id for i in instances_of(portal, created.id)] == ["inst-1"]
 
 
 def test_refused_call_records_nothing(portal: Portal) -> None:
-    created = portal.admin.create_licence(trial=True)
+    created = portal.admin.create_license(trial=True)
     portal.admin.add_addon(created.id)
     refused(portal, created.key, instance_headers("inst-trial"))
     assert instances_of(portal, created.id) == []

@@ -1,4 +1,4 @@
-"""Secrets at rest: licence keys only as SHA-256, private keys only sealed; first-start key."""
+"""Secrets at rest: license keys only as SHA-256, private keys only sealed; first-start key."""
 
 from __future__ import annotations
 
@@ -26,8 +26,8 @@ def dump_database(url: str) -> dict[str, list[tuple]]:
         engine.dispose()
 
 
-def test_licence_key_is_stored_only_as_its_hash(portal: Portal) -> None:
-    created = portal.admin.create_licence(customer="hash-check")
+def test_license_key_is_stored_only_as_its_hash(portal: Portal) -> None:
+    created = portal.admin.create_license(customer="hash-check")
     portal.admin.add_addon(created.id)
     portal.access(created.key)
     dump = dump_database(portal.settings.effective_database_url)
@@ -59,7 +59,7 @@ def test_restart_keeps_the_signing_key(portal: Portal, tmp_path) -> None:
     again, server = start_portal(portal.settings.effective_database_url, portal.settings.data_dir)
     try:
         assert {(k.kid, k.state) for k in again.admin.list_keys()} == before
-        token = again.access(again.licence_with_addon()).json()["data"]["cloudConnectorAccess"]
+        token = again.access(again.license_with_addon()).json()["data"]["cloudConnectorAccess"]
         assert token["serviceToken"]["token"]
     finally:
         again.http.close()

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from codesuggest.portal.models import AddonPurchase, Customer, Licence, LicenceInstance, SigningKey
+from codesuggest.portal.models import AddonPurchase, Customer, License, LicenseInstance, SigningKey
 from portal.helpers import ACCESS_QUERY, Portal, instance_headers
 
-TABLES = (Customer, Licence, AddonPurchase, LicenceInstance, SigningKey)
+TABLES = (Customer, License, AddonPurchase, LicenseInstance, SigningKey)
 
 
 def snapshot(portal: Portal) -> dict[str, object]:
@@ -19,8 +19,8 @@ def snapshot(portal: Portal) -> dict[str, object]:
             t.__tablename__: session.scalar(select(func.count()).select_from(t)) for t in TABLES
         }
         seen = session.execute(
-            select(LicenceInstance.instance_id, LicenceInstance.last_seen_at).order_by(
-                LicenceInstance.id
+            select(LicenseInstance.instance_id, LicenseInstance.last_seen_at).order_by(
+                LicenseInstance.id
             )
         ).all()
         keys = session.execute(select(SigningKey.kid, SigningKey.tokens_valid_until)).all()
@@ -30,7 +30,7 @@ def snapshot(portal: Portal) -> dict[str, object]:
 @pytest.fixture
 def unchanged(portal: Portal) -> Iterator[None]:
     """Asserts the test left the database exactly as it found it."""
-    portal.licence_with_addon()  # so there is something that could be written to
+    portal.license_with_addon()  # so there is something that could be written to
     before = snapshot(portal)
     yield
     assert snapshot(portal) == before
@@ -90,7 +90,7 @@ def test_body_over_every_servers_cap_is_refused_before_it_is_read(
     assert response.json() == {"error": "Request body is larger than 1048576 bytes"}
 
 
-def test_long_licence_key_under_the_cap_is_malformed(portal: Portal, unchanged: None) -> None:
+def test_long_license_key_under_the_cap_is_malformed(portal: Portal, unchanged: None) -> None:
     response = portal.access("k" * 60_000)
     assert response.status_code == 200
     assert only_error(response) == "License key is malformed"
@@ -100,14 +100,14 @@ def test_long_licence_key_under_the_cap_is_malformed(portal: Portal, unchanged: 
     ("key", "message"),
     [
         ("' OR '1'='1", "License key is malformed"),
-        ("x';DROP/**/TABLE/**/licences;--", "License key not found"),
-        ("%' UNION SELECT key_hash FROM licences --", "License key is malformed"),
+        ("x';DROP/**/TABLE/**/licenses;--", "License key not found"),
+        ("%' UNION SELECT key_hash FROM licenses --", "License key is malformed"),
         ("", "License key is malformed"),
         ("ключ", "License key is malformed"),
         ("key\x00with-nul", "License key is malformed"),
     ],
 )
-def test_hostile_licence_keys(portal: Portal, unchanged: None, key: str, message: str) -> None:
+def test_hostile_license_keys(portal: Portal, unchanged: None, key: str, message: str) -> None:
     response = portal.access(key)
     assert response.status_code == 200
     assert only_error(response) == message
@@ -154,7 +154,7 @@ def test_syntax_error_is_a_graphql_error(portal: Portal, unchanged: None) -> Non
 
 
 def test_many_aliases_are_refused(portal: Portal) -> None:
-    key = portal.licence_with_addon()
+    key = portal.license_with_addon()
     before = snapshot(portal)
     fields = " ".join(
         f'a{i}: cloudConnectorAccess(licenseKey: "{key}", gitlabVersion: "17") {{ catalog }}'
@@ -169,7 +169,7 @@ def test_many_aliases_are_refused(portal: Portal) -> None:
 
 
 def test_oversized_headers_are_refused(portal: Portal) -> None:
-    key = portal.licence_with_addon()
+    key = portal.license_with_addon()
     before = snapshot(portal)
     response = portal.access(key, instance_headers(host="h" * 300))
     assert only_error(response) == "Invalid x-gitlab-host-name header"

@@ -28,7 +28,7 @@ def cli(data_dir: Path, *args: str, code: int = 0) -> str:
     return result.output
 
 
-def test_licence_and_addon_lifecycle(tmp_path: Path) -> None:
+def test_license_and_addon_lifecycle(tmp_path: Path) -> None:
     created = json.loads(cli(tmp_path, "licenses", "create", "--customer", "Acme", "--json"))
     assert created["customer"] == "Acme"
     assert created["license_key"].startswith("cslk_")
@@ -43,13 +43,13 @@ def test_licence_and_addon_lifecycle(tmp_path: Path) -> None:
     assert created["license_key"] not in cli(tmp_path, "licenses", "list")
 
     assert "Removed 1 code_suggestions" in cli(tmp_path, "addons", "remove", str(created["id"]))
-    assert "Licence 1 revoked" in cli(tmp_path, "licenses", "revoke", str(created["id"]))
+    assert "License 1 revoked" in cli(tmp_path, "licenses", "revoke", str(created["id"]))
     [listed] = json.loads(cli(tmp_path, "licenses", "list", "--json"))
     assert listed["addons"] == []
     assert listed["revoked_at"] is not None
 
 
-def test_licence_options(tmp_path: Path) -> None:
+def test_license_options(tmp_path: Path) -> None:
     created = json.loads(
         cli(tmp_path, "licenses", "create", "--trial", "--no-cloud", "--days", "10",
             "--grace-days", "0", "--json")
@@ -61,8 +61,8 @@ def test_licence_options(tmp_path: Path) -> None:
 
 
 def test_admin_errors_exit_1_with_a_message(tmp_path: Path) -> None:
-    assert "no licence with id 99" in cli(tmp_path, "licenses", "revoke", "99", code=1)
-    assert "no licence with id 99" in cli(tmp_path, "addons", "add", "99", code=1)
+    assert "no license with id 99" in cli(tmp_path, "licenses", "revoke", "99", code=1)
+    assert "no license with id 99" in cli(tmp_path, "addons", "add", "99", code=1)
     cli(tmp_path, "licenses", "create")
     assert "unknown add-on 'bogus'" in cli(
         tmp_path, "addons", "add", "1", "--name", "bogus", code=1
@@ -76,9 +76,9 @@ def test_key_rotation_from_the_cli(tmp_path: Path) -> None:
     portal = create_app(settings)  # first start: creates the signing key
     [first] = json.loads(cli(tmp_path, "keys", "list", "--json"))
     assert first["state"] == "signing"
-    licence = portal.state.ctx.admin.create_licence()
-    portal.state.ctx.admin.add_addon(licence.id)
-    grant = portal.state.ctx.access.check(licence.key, "17.0", instance_headers("cli-instance"))
+    license = portal.state.ctx.admin.create_license()
+    portal.state.ctx.admin.add_addon(license.id)
+    grant = portal.state.ctx.access.check(license.key, "17.0", instance_headers("cli-instance"))
     assert grant.service_token is not None and grant.service_token.kid == first["kid"]
 
     assert "Published key" in cli(tmp_path, "keys", "create")

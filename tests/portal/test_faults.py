@@ -9,7 +9,7 @@ from portal.helpers import Portal
 
 
 def test_missing_signing_key_is_a_clean_500(portal: Portal) -> None:
-    key = portal.licence_with_addon()
+    key = portal.license_with_addon()
     with portal.admin.sessions.begin() as session:
         session.execute(delete(SigningKey))  # an operator deleted the keys behind our back
     response = portal.access(key)
@@ -24,6 +24,6 @@ def test_missing_signing_key_is_a_clean_500(portal: Portal) -> None:
             }
         ],
     }
-    # The licence check ran but nothing was written: the call rolled back as a whole.
-    [licence] = portal.admin.list_licences()
-    assert licence.instances == []
+    # The license check ran but nothing was written: the call rolled back as a whole.
+    [license] = portal.admin.list_licenses()
+    assert license.instances == []

@@ -1,4 +1,4 @@
-"""The portal under hostile use: a licence serves one instance, calls are limited per licence,
+"""The portal under hostile use: a license serves one instance, calls are limited per license,
 GraphQL introspection is off unless enabled, and the depth limit counts introspection too."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ INTROSPECTION = (
 )
 
 
-def test_a_licence_binds_to_the_instance_of_its_first_sync(portal: Portal) -> None:
-    key = portal.licence_with_addon()
+def test_a_license_binds_to_the_instance_of_its_first_sync(portal: Portal) -> None:
+    key = portal.license_with_addon()
     first, other = instance_headers(), instance_headers()
     assert portal.access(key, first).json()["data"]["cloudConnectorAccess"]["serviceToken"]
     assert portal.access(key, first).json()["data"]["cloudConnectorAccess"]["serviceToken"]
@@ -26,16 +26,16 @@ def test_a_licence_binds_to_the_instance_of_its_first_sync(portal: Portal) -> No
 
 
 def test_a_rebind_is_an_explicit_admin_action(portal: Portal) -> None:
-    created = portal.admin.create_licence()
+    created = portal.admin.create_license()
     portal.admin.add_addon(created.id)
     old, new = instance_headers(), instance_headers()
     assert "errors" not in portal.access(created.key, old).json()
-    portal.admin.rebind_licence(created.id, new["x-gitlab-instance-id"])
+    portal.admin.rebind_license(created.id, new["x-gitlab-instance-id"])
     assert portal.access(created.key, old).json()["errors"][0]["extensions"]["code"] == (
         "LICENSE_BOUND"
     )
     assert "errors" not in portal.access(created.key, new).json()
-    portal.admin.rebind_licence(created.id)  # to whichever instance syncs next
+    portal.admin.rebind_license(created.id)  # to whichever instance syncs next
     assert "errors" not in portal.access(created.key, old).json()
 
 
@@ -48,8 +48,8 @@ def strict_portal(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-
     server.stop()
 
 
-def test_cloud_connector_access_is_rate_limited_per_licence(strict_portal: Portal) -> None:
-    key, other_key = strict_portal.licence_with_addon(), strict_portal.licence_with_addon()
+def test_cloud_connector_access_is_rate_limited_per_license(strict_portal: Portal) -> None:
+    key, other_key = strict_portal.license_with_addon(), strict_portal.license_with_addon()
     headers = instance_headers()
     for _ in range(3):
         assert "errors" not in strict_portal.access(key, headers).json()

@@ -40,7 +40,7 @@ async def verify_all(portal: Portal, tokens: list[str]) -> list[dict]:
 
 
 async def test_rotation_procedure(portal: Portal) -> None:
-    key = portal.licence_with_addon()
+    key = portal.license_with_addon()
 
     def token() -> str:
         body = portal.access(key, instance_headers("rotating-instance")).json()
@@ -91,7 +91,7 @@ async def test_rotation_procedure(portal: Portal) -> None:
 
 
 def test_unused_key_is_trimmed_at_once_and_force_trims_live_ones(portal: Portal) -> None:
-    portal.access(portal.licence_with_addon())  # the signing key now has a live token
+    portal.access(portal.license_with_addon())  # the signing key now has a live token
     [live] = [k.kid for k in portal.admin.list_keys() if k.state == "signing"]
     unused = portal.admin.create_key()
     assert portal.admin.rotate_keys() == (unused, live)

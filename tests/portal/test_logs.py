@@ -1,4 +1,4 @@
-"""Neither the licence key nor the token ever reaches the logs, even at DEBUG."""
+"""Neither the license key nor the token ever reaches the logs, even at DEBUG."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def debug_logs() -> Iterator[io.StringIO]:
 
 
 def test_access_call_logs_no_secrets(portal: Portal, debug_logs: io.StringIO) -> None:
-    created = portal.admin.create_licence()
+    created = portal.admin.create_license()
     portal.admin.add_addon(created.id)
     body = portal.access(created.key).json()
     token = body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]

@@ -31,7 +31,7 @@ async def verifier(portal: Portal) -> AsyncIterator[Verifier]:
 
 
 def issue(portal: Portal, instance_id: str) -> str:
-    key = portal.licence_with_addon()
+    key = portal.license_with_addon()
     body = portal.access(key, instance_headers(instance_id)).json()
     return body["data"]["cloudConnectorAccess"]["serviceToken"]["token"]
 

@@ -171,7 +171,7 @@ class DetailsManager:
             if response.status_code == 403 and DISABLED_MESSAGE in message:
                 self._on_status("monolith", DISABLED_MESSAGE)
             else:
-                self._on_status("unauthorised", message or f"HTTP {response.status_code}")
+                self._on_status("unauthorized", message or f"HTTP {response.status_code}")
             return None
         self._blocked_until = now + FAILURE_RETRY
         self._on_status("error", f"direct_access failed: HTTP {response.status_code} {message}")

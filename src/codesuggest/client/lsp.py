@@ -56,7 +56,7 @@ class CodesuggestServer(LanguageServer):
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         if announce and not new.complete:
-            self.status("unauthorised", "set instanceUrl and token (or CODESUGGEST_TOKEN)")
+            self.status("unauthorized", "set instanceUrl and token (or CODESUGGEST_TOKEN)")
 
     def suggestion_client(self) -> SuggestionClient | None:
         if self._client is None and self.settings.complete:
@@ -76,7 +76,7 @@ class CodesuggestServer(LanguageServer):
         await asyncio.sleep(self.settings.debounce)
         client = self.suggestion_client()
         if client is None:
-            self.status("unauthorised", "set instanceUrl and token (or CODESUGGEST_TOKEN)")
+            self.status("unauthorized", "set instanceUrl and token (or CODESUGGEST_TOKEN)")
             return None
         document = self.workspace.get_text_document(uri)
         offset = document.offset_at_position(position)

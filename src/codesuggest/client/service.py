@@ -26,7 +26,7 @@ from codesuggest.client.transports import (
     PathFailed,
     Refused,
     Reply,
-    Unauthorised,
+    Unauthorized,
     new_http_client,
     post_direct,
     post_monolith,
@@ -150,7 +150,7 @@ class SuggestionClient:
             return await self._monolith(intent, payload, timings), MONOLITH
         try:
             reply = await self._direct(details, payload, timings)
-        except Unauthorised:
+        except Unauthorized:
             self.breaker.record_success()  # the gateway answered: the path is up
             self.details.invalidate(details.token)
             fresh = await self._details(timings)
@@ -158,7 +158,7 @@ class SuggestionClient:
                 return await self._monolith(intent, payload, timings), MONOLITH
             try:
                 reply = await self._direct(fresh, payload, timings)
-            except (Unauthorised, Refused, PathFailed) as exc:
+            except (Unauthorized, Refused, PathFailed) as exc:
                 self._path_failed(exc)
                 return await self._monolith(intent, payload, timings), MONOLITH
         except (Refused, PathFailed) as exc:
@@ -215,13 +215,13 @@ class SuggestionClient:
             reply = await post_monolith(
                 self._http, self.instance_url, self._token, body, self.version
             )
-        except Unauthorised as exc:
-            self._status("unauthorised", f"the instance refused the token: {exc}")
-            raise CompletionFailed("unauthorised", str(exc)) from exc
+        except Unauthorized as exc:
+            self._status("unauthorized", f"the instance refused the token: {exc}")
+            raise CompletionFailed("unauthorized", str(exc)) from exc
         except Refused as exc:
             if exc.status == 403:  # no seat, or a token without the needed scope
-                self._status("unauthorised", f"not authorised for code suggestions: {exc.message}")
-                raise CompletionFailed("unauthorised", str(exc)) from exc
+                self._status("unauthorized", f"not authorised for code suggestions: {exc.message}")
+                raise CompletionFailed("unauthorized", str(exc)) from exc
             self._status("error", f"the instance could not serve the request: {exc}")
             raise CompletionFailed("error", str(exc)) from exc
         except PathFailed as exc:

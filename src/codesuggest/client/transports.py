@@ -32,7 +32,7 @@ class PathFailed(Exception):
     """The path itself failed (network, timeout, 5xx): counts against the circuit breaker."""
 
 
-class Unauthorised(Exception):
+class Unauthorized(Exception):
     """401: the credential was refused."""
 
 
@@ -115,7 +115,7 @@ async def _post(
     if response.status_code >= 500:
         raise PathFailed(f"HTTP {response.status_code} from {url}")
     if response.status_code == 401:
-        raise Unauthorised(error_message(response))
+        raise Unauthorized(error_message(response))
     if response.status_code >= 400:
         raise Refused(response.status_code, error_message(response))
     try:

@@ -1,5 +1,5 @@
 """Secrets at rest: Fernet (AES-128-CBC + HMAC-SHA256) with a key derived from a part's secret,
-and one-way hashes for bearer secrets (PATs, licence keys) that only need comparing."""
+and one-way hashes for bearer secrets (PATs, license keys) that only need comparing."""
 
 from __future__ import annotations
 

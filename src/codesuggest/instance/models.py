@@ -114,7 +114,7 @@ class AddOnPurchase(Base):
     group_id: Mapped[int | None] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"))
     """SaaS: the top-level group that bought it; self-managed: NULL (the whole instance)."""
     licensed_quantity: Mapped[int | None] = mapped_column(Integer)
-    """Self-managed: the seats the licence allows, brought by the portal sync; NULL until the
+    """Self-managed: the seats the license allows, brought by the portal sync; NULL until the
     first sync (and on SaaS). Purchases and assignments never go beyond it."""
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
 

@@ -1,6 +1,6 @@
 """The `code_suggestions` add-on: purchases with a seat count, and seat assignments.
 
-Self-managed: one purchase for the whole instance, bounded by the seats the licence allows
+Self-managed: one purchase for the whole instance, bounded by the seats the license allows
 (`licensed_quantity`, brought by the portal sync: `set_licensed`). SaaS: a purchase belongs to a
 top-level group and only members of that group can hold one of its seats.
 """
@@ -75,16 +75,16 @@ def assigned_count(session: Session, purchase_id: int) -> int:
     return session.scalar(query) or 0
 
 
-def _beyond_licence(licensed: int, wanted: str) -> SeatError:
+def _beyond_license(licensed: int, wanted: str) -> SeatError:
     return SeatError(
-        f"the licence allows {licensed} code_suggestions seats: {wanted}. Buy more seats "
-        "for the licence on the portal, then run `codesuggest instance sync --force`"
+        f"the license allows {licensed} code_suggestions seats: {wanted}. Buy more seats "
+        "for the license on the portal, then run `codesuggest instance sync --force`"
     )
 
 
 def set_licensed(session: Session, licensed: int, now: datetime) -> AddOnPurchase:
     """The portal sync's seat count for the instance-wide purchase (created with that many
-    seats when there is none, as the add-on purchase arrives with the licence; cut down to it
+    seats when there is none, as the add-on purchase arrives with the license; cut down to it
     when larger). A count below the seats assigned takes no seat away, but gives no new one."""
     row = _purchase(session, None)
     if row is None:
@@ -100,7 +100,7 @@ def purchase(
     session: Session, count: int, now: datetime, group: str | None = None
 ) -> AddOnPurchase:
     """Create the add-on purchase or change its seat count (never below the seats in use,
-    never above what the licence allows)."""
+    never above what the license allows)."""
     if count < 0:
         raise SeatError("the seat count cannot be negative")
     group_row = _group(session, group)
@@ -108,7 +108,7 @@ def purchase(
     row = _purchase(session, group_id)
     licensed = row.licensed_quantity if row is not None else None
     if licensed is not None and count > licensed:
-        raise _beyond_licence(licensed, f"cannot purchase {count}")
+        raise _beyond_license(licensed, f"cannot purchase {count}")
     if row is None:
         row = AddOnPurchase(add_on=ADD_ON, quantity=count, group_id=group_id, created_at=now)
         session.add(row)
@@ -152,7 +152,7 @@ def _take_seat(session: Session, row: AddOnPurchase, user: User, now: datetime) 
     session.execute(select(AddOnPurchase.id).where(AddOnPurchase.id == row.id).with_for_update())
     used = assigned_count(session, row.id)
     if row.licensed_quantity is not None and used >= row.licensed_quantity:
-        raise _beyond_licence(row.licensed_quantity, f"{used} are assigned; unassign a user first")
+        raise _beyond_license(row.licensed_quantity, f"{used} are assigned; unassign a user first")
     if used >= row.quantity:
         raise NoSeatsAvailable(
             f"all {row.quantity} code_suggestions seats are assigned: "

@@ -96,7 +96,7 @@ class InstanceSettings(BaseSettings):
     direct_access_per_minute: int = 50
     completions_per_minute: int = 60
     sync_enabled: bool = True
-    """Run the hourly token sync in the server (self-managed, with a licence key)."""
+    """Run the hourly token sync in the server (self-managed, with a license key)."""
     sync_interval: float = 3600.0
     sync_retry_initial: float = 30.0
     portal_timeout: float = 10.0

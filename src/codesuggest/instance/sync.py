@@ -2,7 +2,7 @@
 
 The job asks the portal only when there is no live token, the newest has under 2 days left, or
 an admin forces it. A new token is stored sealed; expired ones are deleted; `serviceToken: null`
-(no add-on any more) deletes them all. The same answer's catalog brings the seats the licence
+(no add-on any more) deletes them all. The same answer's catalog brings the seats the license
 allows for the `code_suggestions` add-on, which bound the instance's seats (seats.py). A failed
 call changes nothing stored and is retried with back-off by `SyncScheduler`.
 """
@@ -88,7 +88,7 @@ def _scrub(text: str, secret: str | None) -> str:
 @dataclass(frozen=True)
 class PortalAnswer:
     service_token: dict[str, Any] | None
-    """None: the licence has no add-on any more."""
+    """None: the license has no add-on any more."""
     licensed_seats: int | None
     """Seats of the `code_suggestions` add-on (0 without one); None: no catalog to read."""
 
@@ -190,7 +190,7 @@ async def sync_once(
         return SyncResult("skipped", "a live token has more than 2 days left", newest_expiry)
     if not settings.license_key:
         result = SyncResult(
-            "failed", "no licence key configured (CODESUGGEST_INSTANCE_LICENSE_KEY)"
+            "failed", "no license key configured (CODESUGGEST_INSTANCE_LICENSE_KEY)"
         )
         log.warning("token sync failed", reason=result.reason)
         return result
@@ -207,7 +207,7 @@ async def sync_once(
                 seats.set_licensed(session, answer.licensed_seats, now)
             if parsed is None:
                 session.execute(delete(ServiceAccessToken))
-                return SyncResult("cleared", "the licence has no code suggestions add-on")
+                return SyncResult("cleared", "the license has no code suggestions add-on")
             token, expires_at = parsed
             session.add(
                 ServiceAccessToken(

@@ -1,4 +1,4 @@
-"""cloudConnectorAccess: check a licence and issue the instance token (docs/contracts.md 2 and 3).
+"""cloudConnectorAccess: check a license and issue the instance token (docs/contracts.md 2 and 3).
 
 Every check runs before anything is written; a refused call writes nothing.
 """
@@ -23,13 +23,13 @@ from codesuggest.common.logs import get_logger
 from codesuggest.common.sealing import Sealer
 from codesuggest.portal import keyring
 from codesuggest.portal.licensing import bound_instance, find_by_key
-from codesuggest.portal.models import AddonPurchase, Licence, LicenceInstance
+from codesuggest.portal.models import AddonPurchase, License, LicenseInstance
 from codesuggest.tokens import REALM_SELF_MANAGED, Clock, Signer
 from codesuggest.tokens.claims import ADDON_SCOPES
 
 log = get_logger("codesuggest.portal.access")
 
-MAX_LICENCE_KEY = 512
+MAX_LICENSE_KEY = 512
 MAX_VERSION = 64
 MAX_HOST_NAME = 255
 _INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
@@ -89,7 +89,7 @@ class AvailableService:
 
 @dataclass(frozen=True)
 class AccessGrant:
-    licence_id: int
+    license_id: int
     service_token: IssuedToken | None
     available_services: list[AvailableService]
 
@@ -137,17 +137,17 @@ class CallerHeaders:
         return cls(instance_id=instance_id, host_name=host_name, version=version)
 
 
-def _check_licence(licence: Licence, now: datetime) -> datetime:
-    """Raise unless the licence may use Cloud Connector; return its hard end (after grace)."""
-    if licence.revoked_at is not None:
+def _check_license(license: License, now: datetime) -> datetime:
+    """Raise unless the license may use Cloud Connector; return its hard end (after grace)."""
+    if license.revoked_at is not None:
         raise _deny(LICENSE_REVOKED)
-    if not licence.cloud:
+    if not license.cloud:
         raise _deny(LICENSE_NOT_CLOUD)
-    if licence.trial:
+    if license.trial:
         raise _deny(LICENSE_TRIAL)
-    if now < licence.starts_at:
+    if now < license.starts_at:
         raise _deny(LICENSE_NOT_STARTED)
-    hard_end = licence.expires_at + timedelta(days=licence.grace_period_days)
+    hard_end = license.expires_at + timedelta(days=license.grace_period_days)
     if now >= hard_end:
         raise _deny(LICENSE_EXPIRED)
     return hard_end
@@ -190,7 +190,7 @@ class AccessService:
         per_hour: int = 60,
     ) -> None:
         self.sessions = sessions
-        # Per licence, over a moving hour, in this process (the `limits` library).
+        # Per license, over a moving hour, in this process (the `limits` library).
         self.limit = RateLimitItemPerHour(per_hour)
         self.limiter = MovingWindowRateLimiter(MemoryStorage())
         self.sealer = sealer
@@ -205,19 +205,19 @@ class AccessService:
         return datetime.fromtimestamp(self.clock.now(), UTC)
 
     def check(
-        self, licence_key: str, gitlab_version: str, headers: Mapping[str, str]
+        self, license_key: str, gitlab_version: str, headers: Mapping[str, str]
     ) -> AccessGrant:
         caller = CallerHeaders.parse(headers, gitlab_version)
-        if not 0 < len(licence_key) <= MAX_LICENCE_KEY or not _PRINTABLE.fullmatch(licence_key):
+        if not 0 < len(license_key) <= MAX_LICENSE_KEY or not _PRINTABLE.fullmatch(license_key):
             raise _deny(LICENSE_MALFORMED)
         try:
-            grant = self._grant(licence_key, caller)
+            grant = self._grant(license_key, caller)
         except IntegrityError:
             # Two syncs from a new instance raced to record it; the retry finds the row.
-            grant = self._grant(licence_key, caller)
+            grant = self._grant(license_key, caller)
         log.info(
             "cloud connector access granted",
-            licence_id=grant.licence_id,
+            license_id=grant.license_id,
             instance_id=caller.instance_id,
             issued=grant.service_token is not None,
             kid=grant.service_token.kid if grant.service_token else None,
@@ -225,21 +225,21 @@ class AccessService:
         )
         return grant
 
-    def _grant(self, licence_key: str, caller: CallerHeaders) -> AccessGrant:
+    def _grant(self, license_key: str, caller: CallerHeaders) -> AccessGrant:
         now = self.now()
         with self.sessions.begin() as session:
-            licence = find_by_key(session, licence_key)
-            if licence is None:
+            license = find_by_key(session, license_key)
+            if license is None:
                 raise _deny(LICENSE_NOT_FOUND)
-            if not self.limiter.hit(self.limit, str(licence.id)):
+            if not self.limiter.hit(self.limit, str(license.id)):
                 raise _deny(RATE_LIMITED)
-            hard_end = _check_licence(licence, now)
-            bound = bound_instance(session, licence.id)
+            hard_end = _check_license(license, now)
+            bound = bound_instance(session, license.id)
             if bound is not None and bound != caller.instance_id:
                 raise _deny(LICENSE_BOUND)
-            addons = list(licence.addons)
+            addons = list(license.addons)
             services = _services(addons, now)
-            _record_instance(session, licence.id, caller, now)
+            _record_instance(session, license.id, caller, now)
             scopes: list[str] = []
             entitled_until = now
             for addon in addons:
@@ -254,7 +254,7 @@ class AccessService:
                     session, caller.instance_id, scopes, min(hard_end, entitled_until)
                 )
             return AccessGrant(
-                licence_id=licence.id, service_token=token, available_services=services
+                license_id=license.id, service_token=token, available_services=services
             )
 
     def _signer(self, session: Session) -> Signer:
@@ -291,17 +291,17 @@ class AccessService:
 
 
 def _record_instance(
-    session: Session, licence_id: int, caller: CallerHeaders, now: datetime
+    session: Session, license_id: int, caller: CallerHeaders, now: datetime
 ) -> None:
     row = session.scalar(
-        select(LicenceInstance).where(
-            LicenceInstance.licence_id == licence_id,
-            LicenceInstance.instance_id == caller.instance_id,
+        select(LicenseInstance).where(
+            LicenseInstance.license_id == license_id,
+            LicenseInstance.instance_id == caller.instance_id,
         )
     )
     if row is None:
-        row = LicenceInstance(
-            licence_id=licence_id, instance_id=caller.instance_id, first_seen_at=now
+        row = LicenseInstance(
+            license_id=license_id, instance_id=caller.instance_id, first_seen_at=now
         )
         session.add(row)
     row.host_name = caller.host_name

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from codesuggest.common.sealing import Sealer
 from codesuggest.portal import keyring, licensing
 from codesuggest.portal.database import open_database
-from codesuggest.portal.licensing import CreatedLicence
-from codesuggest.portal.models import AddonPurchase, Licence
+from codesuggest.portal.licensing import CreatedLicense
+from codesuggest.portal.models import AddonPurchase, License
 from codesuggest.portal.settings import PortalSettings
 from codesuggest.tokens import Clock, PrivateKey, SystemClock
 
@@ -46,9 +46,9 @@ class PortalAdmin:
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now(), UTC)
 
-    # Licences and add-ons
+    # Licenses and add-ons
 
-    def create_licence(
+    def create_license(
         self,
         *,
         customer: str = licensing.DEFAULT_CUSTOMER,
@@ -56,9 +56,9 @@ class PortalAdmin:
         trial: bool = False,
         days: int = 365,
         grace_days: int = 14,
-    ) -> CreatedLicence:
+    ) -> CreatedLicense:
         with self.sessions.begin() as session:
-            return licensing.create_licence(
+            return licensing.create_license(
                 session,
                 self.now(),
                 customer=customer,
@@ -68,29 +68,29 @@ class PortalAdmin:
                 grace_days=grace_days,
             )
 
-    def list_licences(self) -> list[Licence]:
+    def list_licenses(self) -> list[License]:
         with self.sessions.begin() as session:
-            return licensing.list_licences(session)
+            return licensing.list_licenses(session)
 
-    def revoke_licence(self, licence_id: int) -> Licence:
+    def revoke_license(self, license_id: int) -> License:
         with self.sessions.begin() as session:
-            return licensing.revoke_licence(session, licence_id, self.now())
+            return licensing.revoke_license(session, license_id, self.now())
 
-    def rebind_licence(self, licence_id: int, instance_id: str | None = None) -> Licence:
+    def rebind_license(self, license_id: int, instance_id: str | None = None) -> License:
         with self.sessions.begin() as session:
-            return licensing.rebind_licence(session, licence_id, instance_id, self.now())
+            return licensing.rebind_license(session, license_id, instance_id, self.now())
 
     def add_addon(
-        self, licence_id: int, *, name: str = "code_suggestions", seats: int = 10, days: int = 365
+        self, license_id: int, *, name: str = "code_suggestions", seats: int = 10, days: int = 365
     ) -> AddonPurchase:
         with self.sessions.begin() as session:
             return licensing.add_addon(
-                session, licence_id, self.now(), name=name, seats=seats, days=days
+                session, license_id, self.now(), name=name, seats=seats, days=days
             )
 
-    def remove_addon(self, licence_id: int, name: str = "code_suggestions") -> int:
+    def remove_addon(self, license_id: int, name: str = "code_suggestions") -> int:
         with self.sessions.begin() as session:
-            return licensing.remove_addon(session, licence_id, name)
+            return licensing.remove_addon(session, license_id, name)
 
     # Signing keys
 

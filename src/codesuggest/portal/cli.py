@@ -1,4 +1,4 @@
-"""`codesuggest portal ...`: serve the portal and administer licences, add-ons and keys."""
+"""`codesuggest portal ...`: serve the portal and administer licenses, add-ons and keys."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from codesuggest.portal.licensing import LicensingError
 from codesuggest.portal.settings import DEFAULT_PORT, PortalSettings
 from codesuggest.tokens import PrivateKey
 
-app = typer.Typer(help="Licensing portal: licences, add-ons, signing keys.", no_args_is_help=True)
-licenses_app = typer.Typer(help="Create, list and revoke licences.", no_args_is_help=True)
-addons_app = typer.Typer(help="Add-on purchases on a licence.", no_args_is_help=True)
+app = typer.Typer(help="Licensing portal: licenses, add-ons, signing keys.", no_args_is_help=True)
+licenses_app = typer.Typer(help="Create, list and revoke licenses.", no_args_is_help=True)
+addons_app = typer.Typer(help="Add-on purchases on a license.", no_args_is_help=True)
 keys_app = typer.Typer(help="Signing keys: create, rotate, trim.", no_args_is_help=True)
 app.add_typer(licenses_app, name="licenses")
 app.add_typer(addons_app, name="addons")
@@ -88,16 +88,16 @@ def serve(
 @licenses_app.command("create")
 def licenses_create(
     customer: Annotated[str, typer.Option(help="Customer name.")] = "default",
-    trial: Annotated[bool, typer.Option("--trial", help="A trial licence.")] = False,
-    no_cloud: Annotated[bool, typer.Option("--no-cloud", help="Not a cloud licence.")] = False,
-    days: Annotated[int, typer.Option(help="Days until the licence expires.")] = 365,
+    trial: Annotated[bool, typer.Option("--trial", help="A trial license.")] = False,
+    no_cloud: Annotated[bool, typer.Option("--no-cloud", help="Not a cloud license.")] = False,
+    days: Annotated[int, typer.Option(help="Days until the license expires.")] = 365,
     grace_days: Annotated[int, typer.Option(help="Grace period after expiry.")] = 14,
     as_json: AsJson = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Create a licence and print its key. The key is shown this once only."""
+    """Create a license and print its key. The key is shown this once only."""
     with _admin(data_dir) as admin:
-        created = admin.create_licence(
+        created = admin.create_license(
             customer=customer, cloud=not no_cloud, trial=trial, days=days, grace_days=grace_days
         )
     if as_json:
@@ -114,16 +114,16 @@ def licenses_create(
             }
         )
         return
-    out.print(f"Licence {created.id} for {created.customer!r}, expires {_iso(created.expires_at)}")
-    out.print("Licence key (shown once, store it now):")
+    out.print(f"License {created.id} for {created.customer!r}, expires {_iso(created.expires_at)}")
+    out.print("License key (shown once, store it now):")
     out.print(created.key, soft_wrap=True, highlight=False)
 
 
 @licenses_app.command("list")
 def licenses_list(as_json: AsJson = False, data_dir: DataDir = None) -> None:
-    """List licences with their add-ons and the instances that used them."""
+    """List licenses with their add-ons and the instances that used them."""
     with _admin(data_dir) as admin:
-        licences = admin.list_licences()
+        licenses = admin.list_licenses()
     rows: list[dict[str, Any]] = [
         {
             "id": lic.id,
@@ -153,7 +153,7 @@ def licenses_list(as_json: AsJson = False, data_dir: DataDir = None) -> None:
                 for i in lic.instances
             ],
         }
-        for lic in licences
+        for lic in licenses
     ]
     if as_json:
         _print_json(rows)
@@ -175,56 +175,56 @@ def licenses_list(as_json: AsJson = False, data_dir: DataDir = None) -> None:
 
 
 @licenses_app.command("revoke")
-def licenses_revoke(licence_id: int, data_dir: DataDir = None) -> None:
-    """Revoke a licence: its next sync is refused (tokens already issued run out on their own)."""
+def licenses_revoke(license_id: int, data_dir: DataDir = None) -> None:
+    """Revoke a license: its next sync is refused (tokens already issued run out on their own)."""
     with _admin(data_dir) as admin:
-        licence = admin.revoke_licence(licence_id)
-    out.print(f"Licence {licence.id} revoked at {_iso(licence.revoked_at)}")
+        license = admin.revoke_license(license_id)
+    out.print(f"License {license.id} revoked at {_iso(license.revoked_at)}")
 
 
 @licenses_app.command("rebind")
 def licenses_rebind(
-    licence_id: int,
+    license_id: int,
     instance_id: Annotated[
         str | None,
         typer.Option(help="Bind to this instance id; default: to the instance of the next sync."),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Move a licence to another instance: a licence serves only the instance of its first sync."""
+    """Move a license to another instance: a license serves only the instance of its first sync."""
     with _admin(data_dir) as admin:
-        admin.rebind_licence(licence_id, instance_id)
+        admin.rebind_license(license_id, instance_id)
     target = instance_id or "the instance of its next sync"
-    out.print(f"Licence {licence_id} is now bound to {target}")
+    out.print(f"License {license_id} is now bound to {target}")
 
 
 @addons_app.command("add")
 def addons_add(
-    licence_id: int,
+    license_id: int,
     name: Annotated[str, typer.Option(help="Add-on name.")] = "code_suggestions",
     seats: Annotated[int, typer.Option(help="Seats purchased.")] = 10,
     days: Annotated[int, typer.Option(help="Days the purchase lasts.")] = 365,
     data_dir: DataDir = None,
 ) -> None:
-    """Record an add-on purchase on a licence (starts now)."""
+    """Record an add-on purchase on a license (starts now)."""
     with _admin(data_dir) as admin:
-        purchase = admin.add_addon(licence_id, name=name, seats=seats, days=days)
+        purchase = admin.add_addon(license_id, name=name, seats=seats, days=days)
     out.print(
-        f"Add-on {purchase.name} x{purchase.seats} on licence {licence_id} "
+        f"Add-on {purchase.name} x{purchase.seats} on license {license_id} "
         f"until {_iso(purchase.ends_at)}"
     )
 
 
 @addons_app.command("remove")
 def addons_remove(
-    licence_id: int,
+    license_id: int,
     name: Annotated[str, typer.Option(help="Add-on name.")] = "code_suggestions",
     data_dir: DataDir = None,
 ) -> None:
-    """Remove a licence's purchases of an add-on: the next sync returns no token."""
+    """Remove a license's purchases of an add-on: the next sync returns no token."""
     with _admin(data_dir) as admin:
-        count = admin.remove_addon(licence_id, name)
-    out.print(f"Removed {count} {name} purchase(s) from licence {licence_id}")
+        count = admin.remove_addon(license_id, name)
+    out.print(f"Removed {count} {name} purchase(s) from license {license_id}")
 
 
 @keys_app.command("list")

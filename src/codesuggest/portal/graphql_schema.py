@@ -61,7 +61,7 @@ def _to_graphql(grant: AccessGrant, audience: str) -> CloudConnectorAccess:
 
 @strawberry.type
 class Query:
-    @strawberry.field(description="Check a licence and issue an instance token for it.")
+    @strawberry.field(description="Check a license and issue an instance token for it.")
     async def cloud_connector_access(
         self, info: strawberry.Info, license_key: str, gitlab_version: str
     ) -> CloudConnectorAccess | None:

@@ -1,4 +1,4 @@
-"""Customers, licences and add-on purchases: what the admin CLI manages."""
+"""Customers, licenses and add-on purchases: what the admin CLI manages."""
 
 from __future__ import annotations
 
@@ -9,22 +9,22 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from codesuggest.common.sealing import hash_secret, new_secret
-from codesuggest.portal.models import AddonPurchase, Customer, Licence, LicenceInstance
+from codesuggest.portal.models import AddonPurchase, Customer, License, LicenseInstance
 from codesuggest.tokens.claims import ADDON_SCOPES
 
-LICENCE_KEY_PREFIX = "cslk_"
+LICENSE_KEY_PREFIX = "cslk_"
 DEFAULT_CUSTOMER = "default"
 
 
 class LicensingError(Exception):
-    """An admin request the portal refuses (unknown licence, bad add-on name, ...)."""
+    """An admin request the portal refuses (unknown license, bad add-on name, ...)."""
 
 
 @dataclass(frozen=True)
-class CreatedLicence:
+class CreatedLicense:
     id: int
     key: str
-    """The licence key in clear: shown once, never stored."""
+    """The license key in clear: shown once, never stored."""
     customer: str
     cloud: bool
     trial: bool
@@ -33,7 +33,7 @@ class CreatedLicence:
     grace_period_days: int
 
 
-def hash_licence_key(key: str) -> str:
+def hash_license_key(key: str) -> str:
     return hash_secret(key)
 
 
@@ -46,7 +46,7 @@ def _customer(session: Session, name: str, now: datetime) -> Customer:
     return customer
 
 
-def create_licence(
+def create_license(
     session: Session,
     now: datetime,
     *,
@@ -55,17 +55,17 @@ def create_licence(
     trial: bool = False,
     days: int = 365,
     grace_days: int = 14,
-) -> CreatedLicence:
+) -> CreatedLicense:
     if days < 1:
-        raise LicensingError("a licence must last at least 1 day")
+        raise LicensingError("a license must last at least 1 day")
     if grace_days < 0:
         raise LicensingError("the grace period cannot be negative")
     if not customer.strip() or len(customer) > 255:
         raise LicensingError("the customer name must be 1 to 255 characters")
-    key = new_secret(LICENCE_KEY_PREFIX, nbytes=48)
-    licence = Licence(
+    key = new_secret(LICENSE_KEY_PREFIX, nbytes=48)
+    license = License(
         customer=_customer(session, customer, now),
-        key_hash=hash_licence_key(key),
+        key_hash=hash_license_key(key),
         cloud=cloud,
         trial=trial,
         starts_at=now,
@@ -73,85 +73,85 @@ def create_licence(
         grace_period_days=grace_days,
         created_at=now,
     )
-    session.add(licence)
+    session.add(license)
     session.flush()
-    return CreatedLicence(
-        id=licence.id,
+    return CreatedLicense(
+        id=license.id,
         key=key,
         customer=customer,
         cloud=cloud,
         trial=trial,
-        starts_at=licence.starts_at,
-        expires_at=licence.expires_at,
+        starts_at=license.starts_at,
+        expires_at=license.expires_at,
         grace_period_days=grace_days,
     )
 
 
-def find_by_key(session: Session, key: str) -> Licence | None:
-    return session.scalar(select(Licence).where(Licence.key_hash == hash_licence_key(key)))
+def find_by_key(session: Session, key: str) -> License | None:
+    return session.scalar(select(License).where(License.key_hash == hash_license_key(key)))
 
 
-def get_licence(session: Session, licence_id: int) -> Licence:
-    licence = session.get(Licence, licence_id)
-    if licence is None:
-        raise LicensingError(f"no licence with id {licence_id}")
-    return licence
+def get_license(session: Session, license_id: int) -> License:
+    license = session.get(License, license_id)
+    if license is None:
+        raise LicensingError(f"no license with id {license_id}")
+    return license
 
 
-def list_licences(session: Session) -> list[Licence]:
+def list_licenses(session: Session) -> list[License]:
     query = (
-        select(Licence)
+        select(License)
         .options(
-            selectinload(Licence.customer),
-            selectinload(Licence.addons),
-            selectinload(Licence.instances),
+            selectinload(License.customer),
+            selectinload(License.addons),
+            selectinload(License.instances),
         )
-        .order_by(Licence.id)
+        .order_by(License.id)
     )
     return list(session.scalars(query))
 
 
-def revoke_licence(session: Session, licence_id: int, now: datetime) -> Licence:
-    licence = get_licence(session, licence_id)
-    if licence.revoked_at is None:
-        licence.revoked_at = now
+def revoke_license(session: Session, license_id: int, now: datetime) -> License:
+    license = get_license(session, license_id)
+    if license.revoked_at is None:
+        license.revoked_at = now
     session.flush()
-    return licence
+    return license
 
 
-def bound_instance(session: Session, licence_id: int) -> str | None:
-    """The instance id a licence is bound to: the one of its first sync (None before it)."""
+def bound_instance(session: Session, license_id: int) -> str | None:
+    """The instance id a license is bound to: the one of its first sync (None before it)."""
     return session.scalar(
-        select(LicenceInstance.instance_id)
-        .where(LicenceInstance.licence_id == licence_id)
-        .order_by(LicenceInstance.first_seen_at, LicenceInstance.id)
+        select(LicenseInstance.instance_id)
+        .where(LicenseInstance.license_id == license_id)
+        .order_by(LicenseInstance.first_seen_at, LicenseInstance.id)
         .limit(1)
     )
 
 
-def rebind_licence(
-    session: Session, licence_id: int, instance_id: str | None, now: datetime
-) -> Licence:
-    """Forget the instances a licence has synced from, so it binds to `instance_id` (or, when
-    None, to the instance of its next sync). An explicit admin action: a licence moved to a
+def rebind_license(
+    session: Session, license_id: int, instance_id: str | None, now: datetime
+) -> License:
+    """Forget the instances a license has synced from, so it binds to `instance_id` (or, when
+    None, to the instance of its next sync). An explicit admin action: a license moved to a
     new installation."""
-    licence = get_licence(session, licence_id)
-    for row in list(licence.instances):
+    license = get_license(session, license_id)
+    for row in list(license.instances):
         session.delete(row)
     session.flush()
     if instance_id is not None:
         session.add(
-            LicenceInstance(
-                licence_id=licence.id, instance_id=instance_id, first_seen_at=now, last_seen_at=now
+            LicenseInstance(
+                license_id=license.id, instance_id=instance_id, first_seen_at=now, last_seen_at=now
             )
         )
     session.flush()
-    return licence
+    return license
 
 
 def add_addon(
     session: Session,
-    licence_id: int,
+    license_id: int,
     now: datetime,
     *,
     name: str = "code_suggestions",
@@ -163,7 +163,7 @@ def add_addon(
     if seats < 1 or days < 1:
         raise LicensingError("an add-on needs at least 1 seat and 1 day")
     purchase = AddonPurchase(
-        licence=get_licence(session, licence_id),
+        license=get_license(session, license_id),
         name=name,
         seats=seats,
         starts_at=now,
@@ -175,13 +175,13 @@ def add_addon(
     return purchase
 
 
-def remove_addon(session: Session, licence_id: int, name: str = "code_suggestions") -> int:
-    """Delete the licence's purchases of add-on `name`; returns how many were removed."""
-    licence = get_licence(session, licence_id)
-    purchases = [a for a in licence.addons if a.name == name]
+def remove_addon(session: Session, license_id: int, name: str = "code_suggestions") -> int:
+    """Delete the license's purchases of add-on `name`; returns how many were removed."""
+    license = get_license(session, license_id)
+    purchases = [a for a in license.addons if a.name == name]
     if not purchases:
-        raise LicensingError(f"licence {licence_id} has no {name!r} add-on")
+        raise LicensingError(f"license {license_id} has no {name!r} add-on")
     for purchase in purchases:
-        licence.addons.remove(purchase)
+        license.addons.remove(purchase)
     session.flush()
     return len(purchases)

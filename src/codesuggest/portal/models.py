@@ -1,4 +1,7 @@
-"""Portal tables: customers, licences, add-on purchases, instances seen, signing keys."""
+"""Portal tables: customers, licenses, add-on purchases, instances seen, signing keys.
+
+The code says `license`; the stored names keep the spelling the first migration gave them
+(`licences`, `licence_instances`, `licence_id`), so existing databases need no migration."""
 
 from __future__ import annotations
 
@@ -34,11 +37,11 @@ class Customer(Base):
     name: Mapped[str] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    licences: Mapped[list[Licence]] = relationship(back_populates="customer")
+    licenses: Mapped[list[License]] = relationship(back_populates="customer")
 
 
-class Licence(Base):
-    """A licence; the key itself is shown once at creation and only its SHA-256 is kept."""
+class License(Base):
+    """A license; the key itself is shown once at creation and only its SHA-256 is kept."""
 
     __tablename__ = "licences"
 
@@ -53,12 +56,12 @@ class Licence(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    customer: Mapped[Customer] = relationship(back_populates="licences")
+    customer: Mapped[Customer] = relationship(back_populates="licenses")
     addons: Mapped[list[AddonPurchase]] = relationship(
-        back_populates="licence", cascade="all, delete-orphan", order_by="AddonPurchase.id"
+        back_populates="license", cascade="all, delete-orphan", order_by="AddonPurchase.id"
     )
-    instances: Mapped[list[LicenceInstance]] = relationship(
-        back_populates="licence", cascade="all, delete-orphan", order_by="LicenceInstance.id"
+    instances: Mapped[list[LicenseInstance]] = relationship(
+        back_populates="license", cascade="all, delete-orphan", order_by="LicenseInstance.id"
     )
 
 
@@ -66,31 +69,31 @@ class AddonPurchase(Base):
     __tablename__ = "addon_purchases"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"), index=True)
+    license_id: Mapped[int] = mapped_column("licence_id", ForeignKey("licences.id"), index=True)
     name: Mapped[str] = mapped_column(String(64))
     seats: Mapped[int] = mapped_column(Integer)
     starts_at: Mapped[datetime] = mapped_column(UtcDateTime())
     ends_at: Mapped[datetime] = mapped_column(UtcDateTime())
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    licence: Mapped[Licence] = relationship(back_populates="addons")
+    license: Mapped[License] = relationship(back_populates="addons")
 
 
-class LicenceInstance(Base):
-    """An instance that has synced with a licence (what `x-gitlab-*` headers said)."""
+class LicenseInstance(Base):
+    """An instance that has synced with a license (what `x-gitlab-*` headers said)."""
 
     __tablename__ = "licence_instances"
     __table_args__ = (UniqueConstraint("licence_id", "instance_id"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    licence_id: Mapped[int] = mapped_column(ForeignKey("licences.id"))
+    license_id: Mapped[int] = mapped_column("licence_id", ForeignKey("licences.id"))
     instance_id: Mapped[str] = mapped_column(String(128))
     host_name: Mapped[str | None] = mapped_column(String(255), nullable=True)
     version: Mapped[str | None] = mapped_column(String(64), nullable=True)
     first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    licence: Mapped[Licence] = relationship(back_populates="instances")
+    license: Mapped[License] = relationship(back_populates="instances")
 
 
 class SigningKey(Base):

@@ -45,7 +45,7 @@ class PortalSettings(BaseSettings):
     service_name: str = DEFAULT_SERVICE_NAME
     max_body_bytes: int = 64 * 1024
     access_per_hour: int = Field(
-        default=60, ge=1, description="cloudConnectorAccess calls per licence in any hour."
+        default=60, ge=1, description="cloudConnectorAccess calls per license in any hour."
     )
     graphql_introspection: bool = Field(
         default=False, description="Answer GraphQL introspection (development only)."

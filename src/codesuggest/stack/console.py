@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 NAMES = {
-    "portal": "portal (licences, instance tokens)",
+    "portal": "portal (licenses, instance tokens)",
     "self-managed": "instance, self-managed",
     "saas": "instance, SaaS",
     "gateway": "gateway (+ edge routes)",

@@ -181,7 +181,7 @@ class Demo:
         portal, saas = self.layout.url("portal"), self.layout.url("saas")
         c = self.console
         c.rule("Self-managed instance: daily token sync with the portal")
-        self.step("1-4", "instance -> portal: cloudConnectorAccess with the licence key", self.sync)
+        self.step("1-4", "instance -> portal: cloudConnectorAccess with the license key", self.sync)
         c.rule("End-user authentication (self-managed)")
         self.step(
             "5-18",

@@ -2,7 +2,7 @@
 
 ```
 <data_dir>/
-  stack.json          provisioning state: licence key, PATs, port base   (mode 0600)
+  stack.json          provisioning state: license key, PATs, port base   (mode 0600)
   stack.pid           the running processes: {"parts": {name: pid}, ...}  (mode 0600)
   logs/<part>.log     each part's stdout + stderr
   portal/  instance-self-managed/  instance-saas/  gateway/   each part's own data dir

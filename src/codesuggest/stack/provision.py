@@ -1,4 +1,4 @@
-"""First start: keys, databases, a demo licence, users with seats and PATs; and the token sync.
+"""First start: keys, databases, a demo license, users with seats and PATs; and the token sync.
 
 Idempotent: what `stack.json` records is reused, so a second `up` changes nothing; a first
 start interrupted half-way resumes where it stopped.
@@ -65,7 +65,7 @@ def _now() -> datetime:
 
 
 def provision_portal(layout: Layout, state: dict[str, Any]) -> None:
-    """Signing key, and once: a cloud licence with the `code_suggestions` add-on."""
+    """Signing key, and once: a cloud license with the `code_suggestions` add-on."""
     layout.part_dir("portal").mkdir(parents=True, exist_ok=True)
     try:
         admin = PortalAdmin.open(portal_settings(layout))
@@ -74,10 +74,10 @@ def provision_portal(layout: Layout, state: dict[str, Any]) -> None:
     try:
         admin.ensure_signing_key()
         if not state.get("license_key"):
-            licence = admin.create_licence(customer="codesuggest demo")
-            admin.add_addon(licence.id, name="code_suggestions", seats=DEMO_SEATS)
-            state["license_key"] = licence.key
-            state["license_id"] = licence.id
+            license = admin.create_license(customer="codesuggest demo")
+            admin.add_addon(license.id, name="code_suggestions", seats=DEMO_SEATS)
+            state["license_key"] = license.key
+            state["license_id"] = license.id
             write_private_json(layout.state_file, state)
     finally:
         admin.close()

@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api/v4/code_suggestions")
 
 NO_INSTANCE_TOKEN = errors.unavailable(
     "No usable instance token: the instance has not synced a token from the portal "
-    "(check the licence and run `codesuggest instance sync`)",
+    "(check the license and run `codesuggest instance sync`)",
     "missing_instance_token",
 )
 

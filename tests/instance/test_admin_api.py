@@ -378,6 +378,11 @@ def test_bad_input_answers_400_naming_the_problem_and_changes_nothing(stack: Sta
         ("GET", "/api/v4/personal_access_tokens?state=odd", None, "state"),
         ("POST", f"/api/v4/add_on_purchases/{pid}/assignments", {}, "user_id is missing"),
         ("POST", f"/api/v4/add_on_purchases/{pid}/assignments", {"user_id": "x"}, "user_id"),
+        # beyond the databases' 64-bit integers (once a 500 from the driver)
+        ("GET", f"/api/v4/users/{2**64}", None, "user_id"),
+        ("DELETE", f"/api/v4/personal_access_tokens/{2**64}", None, "token_id"),
+        ("GET", f"/api/v4/users?page={2**62}&per_page=100", None, "page"),
+        ("POST", f"/api/v4/add_on_purchases/{pid}/assignments", {"user_id": 2**64}, "user_id"),
     ]
     for method, path, body, message in cases:
         kwargs = {"json": body} if body is not None else {}

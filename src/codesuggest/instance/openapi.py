@@ -45,6 +45,52 @@ DIRECT_ACCESS = shape(
     base_url=STRING, token=STRING, expires_at={"type": "integer"}, headers=ANY_OBJECT
 )
 
+_404 = ("No such user, token, purchase or assignment", ERROR)
+_409 = ("Taken already (a username)", ERROR)
+ADMIN_REFUSALS = {400: _400, 401: _401, 403: _403, 404: _404, 503: _503}
+_LIST = {"type": "array", "items": ANY_OBJECT}
+PARAMS_BODY = json_body(
+    {"description": "Parameters as JSON (or a form, or the query string)", "type": "object"},
+    required=False,
+)
+
+
+def admin_call(
+    status: int, description: str, schema: dict[str, Any] | None, body: bool = False
+) -> dict[str, Any]:
+    """An admin REST route (routes/admin_calls.py): its success plus GitLab's refusals."""
+    table = {status: (description, schema)} | ADMIN_REFUSALS | {409: _409}
+    return (PARAMS_BODY if body else {}) | {"responses": answers(table)}
+
+
+ADMIN_TABLE: dict[str, dict[str, Any]] = {
+    "GET /api/v4/users": admin_call(200, "A page of users (X-Total headers)", _LIST),
+    "POST /api/v4/users": admin_call(201, "The new user", ANY_OBJECT, body=True),
+    "GET /api/v4/users/{user_id}": admin_call(200, "The user", ANY_OBJECT),
+    "DELETE /api/v4/users/{user_id}": admin_call(204, "Deleted", None),
+    "POST /api/v4/users/{user_id}/block": admin_call(
+        201, "true, or null when blocked already", {"type": ["boolean", "null"]}
+    ),
+    "POST /api/v4/users/{user_id}/unblock": admin_call(201, "true", {"type": "boolean"}),
+    "GET /api/v4/users/{user_id}/personal_access_tokens": admin_call(
+        200, "A page of the user's tokens", _LIST
+    ),
+    "POST /api/v4/users/{user_id}/personal_access_tokens": admin_call(
+        201, "The token entity plus `token`, shown this once", ANY_OBJECT, body=True
+    ),
+    "GET /api/v4/personal_access_tokens": admin_call(200, "A page of tokens", _LIST),
+    "GET /api/v4/personal_access_tokens/{token_id}": admin_call(200, "The token", ANY_OBJECT),
+    "DELETE /api/v4/personal_access_tokens/self": admin_call(204, "Revoked", None),
+    "DELETE /api/v4/personal_access_tokens/{token_id}": admin_call(204, "Revoked", None),
+    "GET /api/v4/add_on_purchases": admin_call(200, "The add-on purchases", _LIST),
+    "POST /api/v4/add_on_purchases/{purchase_id}/assignments": admin_call(
+        201, "The purchase with the seat taken", ANY_OBJECT, body=True
+    ),
+    "DELETE /api/v4/add_on_purchases/{purchase_id}/assignments/{user_id}": admin_call(
+        204, "The seat freed", None
+    ),
+}
+
 TABLE: dict[str, dict[str, Any]] = {
     "POST /api/v4/code_suggestions/direct_access": {
         "responses": answers(
@@ -151,4 +197,4 @@ TABLE: dict[str, dict[str, Any]] = {
 
 
 def document(app: FastAPI) -> None:
-    declare(app, TABLE)
+    declare(app, TABLE | ADMIN_TABLE)

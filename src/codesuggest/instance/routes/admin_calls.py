@@ -10,11 +10,11 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from anyio import to_thread
-from fastapi import Request
+from fastapi import Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,9 @@ from codesuggest.instance.routes.deps import get_context, now, pat_headers
 from codesuggest.instance.seats import SeatError, SeatNotFound
 
 T = TypeVar("T")
+
+MAX_ID = 2**63 - 1  # the databases' signed 64-bit integer: no row has a larger id
+Id = Annotated[int, Path(ge=0, le=MAX_ID)]
 
 NOT_FOUND = {"user": "404 User Not Found", "token": "404 Personal Access Token Not Found"}
 
@@ -99,10 +102,12 @@ class Params:
 
     def as_int(self, name: str, default: int | None = None) -> int | None:
         value = self.data.get(name, default)
-        if value is None or isinstance(value, int) and not isinstance(value, bool):
-            return value
+        if value is None:
+            return None
         if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) <= MAX_ID:
+            return value
         raise bad_request(f"{name} is invalid")
 
     def as_bool(self, name: str) -> bool | None:
@@ -153,7 +158,10 @@ class Params:
             raise bad_request("page is invalid")
         if per_page < 1:
             raise bad_request("per_page is invalid")
-        return page, min(per_page, MAX_PER_PAGE)
+        per_page = min(per_page, MAX_PER_PAGE)
+        if (page - 1) * per_page > MAX_ID:
+            raise bad_request("page is invalid")
+        return page, per_page
 
 
 async def params(request: Request) -> Params:

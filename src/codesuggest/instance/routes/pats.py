@@ -56,7 +56,7 @@ async def list_tokens(request: Request) -> JSONResponse:
 
 
 @router.get("/{token_id:int}")
-async def get_token(request: Request, token_id: int) -> dict[str, Any]:
+async def get_token(request: Request, token_id: calls.Id) -> dict[str, Any]:
     at = now(get_context(request))
 
     def read(session: Session, caller: Authenticated) -> dict[str, Any]:
@@ -81,7 +81,7 @@ async def revoke_self(request: Request) -> Response:
 
 
 @router.delete("/{token_id:int}", status_code=204)
-async def revoke_token(request: Request, token_id: int) -> Response:
+async def revoke_token(request: Request, token_id: calls.Id) -> Response:
     """204; the owner's user tokens are refused by the gateway within a minute."""
     at = now(get_context(request))
 

@@ -43,7 +43,7 @@ async def list_purchases(request: Request) -> list[dict[str, Any]]:
 
 
 @router.post("/{purchase_id:int}/assignments", status_code=201)
-async def assign(request: Request, purchase_id: int) -> JSONResponse:
+async def assign(request: Request, purchase_id: calls.Id) -> JSONResponse:
     """Body `{"user_id": N}`: 201 with the purchase (also when the user held a seat)."""
     found = await calls.params(request)
     context = get_context(request)
@@ -62,7 +62,7 @@ async def assign(request: Request, purchase_id: int) -> JSONResponse:
 
 
 @router.delete("/{purchase_id:int}/assignments/{user_id:int}", status_code=204)
-async def unassign(request: Request, purchase_id: int, user_id: int) -> Response:
+async def unassign(request: Request, purchase_id: calls.Id, user_id: calls.Id) -> Response:
     """204; 404 when the user holds no seat of this purchase. The user's user tokens are
     refused by the gateway within a minute."""
     context = get_context(request)

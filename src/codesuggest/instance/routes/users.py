@@ -55,7 +55,7 @@ async def create_user(request: Request) -> JSONResponse:
 
 
 @router.get("/{user_id:int}")
-async def get_user(request: Request, user_id: int) -> dict[str, Any]:
+async def get_user(request: Request, user_id: calls.Id) -> dict[str, Any]:
     base = get_context(request).settings.url
     return await calls.call(
         request, lambda s, _: calls.user_body(admin.get_user(s, user_id), base), write=False
@@ -63,7 +63,7 @@ async def get_user(request: Request, user_id: int) -> dict[str, Any]:
 
 
 @router.post("/{user_id:int}/block", status_code=201)
-async def block_user(request: Request, user_id: int) -> JSONResponse:
+async def block_user(request: Request, user_id: calls.Id) -> JSONResponse:
     """201 `true`; `null` when the user was blocked already (as GitLab answers). The user's
     user tokens are refused by the gateway within a minute."""
     context = get_context(request)
@@ -78,7 +78,7 @@ async def block_user(request: Request, user_id: int) -> JSONResponse:
 
 
 @router.post("/{user_id:int}/unblock", status_code=201)
-async def unblock_user(request: Request, user_id: int) -> JSONResponse:
+async def unblock_user(request: Request, user_id: calls.Id) -> JSONResponse:
     def unblock(session: Session, _: Authenticated) -> bool:
         admin.unblock_user(session, user_id)
         return True
@@ -87,7 +87,7 @@ async def unblock_user(request: Request, user_id: int) -> JSONResponse:
 
 
 @router.delete("/{user_id:int}", status_code=204)
-async def delete_user(request: Request, user_id: int) -> Response:
+async def delete_user(request: Request, user_id: calls.Id) -> Response:
     context = get_context(request)
 
     def remove(session: Session, caller: Authenticated) -> None:
@@ -101,7 +101,7 @@ async def delete_user(request: Request, user_id: int) -> Response:
 
 
 @router.get("/{user_id:int}/personal_access_tokens")
-async def list_user_tokens(request: Request, user_id: int) -> JSONResponse:
+async def list_user_tokens(request: Request, user_id: calls.Id) -> JSONResponse:
     """(ours: GitLab lists them at `GET /personal_access_tokens?user_id=`, which works too)"""
     found = await calls.params(request)
     at = now(get_context(request))
@@ -116,7 +116,7 @@ async def list_user_tokens(request: Request, user_id: int) -> JSONResponse:
 
 
 @router.post("/{user_id:int}/personal_access_tokens", status_code=201)
-async def create_user_token(request: Request, user_id: int) -> JSONResponse:
+async def create_user_token(request: Request, user_id: calls.Id) -> JSONResponse:
     """`name`, `scopes` (required), `expires_at` (YYYY-MM-DD; default one year). 201 with the
     token entity plus `token`: the only time the PAT is shown."""
     found = await calls.params(request)

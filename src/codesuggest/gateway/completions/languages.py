@@ -11,10 +11,6 @@ class Language:
     name: str
     line_comment: str | None  # None when the language has no line comment
 
-    def is_comment(self, line: str) -> bool:
-        stripped = line.strip()
-        return bool(self.line_comment) and stripped.startswith(self.line_comment or "")
-
 
 _LANGUAGES = {
     lang.name: lang

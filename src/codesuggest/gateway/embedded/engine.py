@@ -43,7 +43,6 @@ class EmbeddedEngine:
         self.loaded_from_cache = False
         self.train_seconds: float | None = None
         self.load_seconds: float | None = None
-        self.corpus_tag: str | None = None
 
     # ------------------------------------------------------------------ setup
     def cache_path(self, tag: str = "stdlib") -> pathlib.Path:
@@ -63,7 +62,6 @@ class EmbeddedEngine:
             if self._model is not None:
                 return
             tag, files = corpus.corpus_files()
-            self.corpus_tag = tag
             path = self.cache_path(tag)
             t0 = time.perf_counter()
             model = self._try_load(path)

@@ -200,8 +200,10 @@ def gateways(tmp_path_factory, issuer: Issuer) -> Iterator[list[GatewayProcess]]
             gateway.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def edge(nginx_bin: str, gateways: list[GatewayProcess]) -> Iterator[Nginx]:
+    """A fresh nginx per test: a replica another test made fail rests for `fail_timeout` in the
+    edge's memory, and a test that needs every replica live must not inherit that."""
     options, runtime = nginx_options([g.url for g in gateways])
     nginx = Nginx(nginx_bin, options, runtime).start()
     yield nginx

@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from codesuggest.common.openapi import ANY_OBJECT, STRING, answers, shape
 from codesuggest.gateway.context import ContextDep
 from codesuggest.gateway.errors import GatewayError, forbidden
 from codesuggest.gateway.revocations import RevocationStoreUnavailable
@@ -35,7 +36,26 @@ class Revocation(BaseModel):
     """Epoch seconds: the user's tokens with an earlier `iat` are void."""
 
 
-@router.post("/v1/code/user_token_revocations")
+@router.post(
+    "/v1/code/user_token_revocations",
+    responses=answers(
+        {
+            200: ("Stored", shape(id=STRING, status=STRING)),
+            400: ("The body cannot be parsed (not UTF-8 JSON)", shape(detail=STRING)),
+            401: ("No token, a token not verified, or a header disagreeing", ANY_OBJECT),
+            403: (
+                "Not an instance token with complete_code, or another instance's users",
+                ANY_OBJECT,
+            ),
+            409: ("This push id was received before", shape(detail=STRING)),
+            422: ("The body is not a revocation, or issued_before is in the future", ANY_OBJECT),
+            503: (
+                "The issuer's keys or the revocation store unavailable (Retry-After)",
+                ANY_OBJECT,
+            ),
+        }
+    ),
+)
 async def revoke_user_tokens(
     push: Revocation, caller: RevokingCaller, context: ContextDep
 ) -> JSONResponse:

@@ -10,6 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -183,9 +184,11 @@ def issuer() -> Iterator[Issuer]:
     issuer.stop()
 
 
-@pytest.fixture(scope="module")
-def gateways(tmp_path_factory, issuer: Issuer) -> Iterator[list[GatewayProcess]]:  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("gateways")
+@contextmanager
+def replicas(
+    root: Path, issuer_url: str, env: dict[str, str] | None = None
+) -> Iterator[list[GatewayProcess]]:
+    """Two gateway processes sharing one signing key, stopped on the way out."""
     key_file = root / "signing.pem"
     PrivateKey.generate().write(key_file)
     started: list[GatewayProcess] = []
@@ -193,11 +196,17 @@ def gateways(tmp_path_factory, issuer: Issuer) -> Iterator[list[GatewayProcess]]
         for index in range(2):
             data_dir = root / f"gateway-{index}"
             data_dir.mkdir()
-            started.append(GatewayProcess(data_dir, issuer.url, key_file).start())
+            started.append(GatewayProcess(data_dir, issuer_url, key_file, env).start())
         yield started
     finally:
         for gateway in started:
             gateway.stop()
+
+
+@pytest.fixture(scope="module")
+def gateways(tmp_path_factory, issuer: Issuer) -> Iterator[list[GatewayProcess]]:  # type: ignore[no-untyped-def]
+    with replicas(tmp_path_factory.mktemp("gateways"), issuer.url) as started:
+        yield started
 
 
 @pytest.fixture

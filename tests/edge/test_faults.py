@@ -16,8 +16,7 @@ import pytest
 
 from codesuggest.client.details import ConnectionDetails
 from codesuggest.client.transports import new_http_client, post_direct
-from codesuggest.tokens import PrivateKey
-from edge.conftest import GatewayProcess, Nginx, nginx_options, wait_until
+from edge.conftest import GatewayProcess, Nginx, nginx_options, replicas, wait_until
 from edge.test_nginx import INSTANCE_ID, completion, mint_headers, user_headers
 from support.issuer import Issuer
 
@@ -32,20 +31,8 @@ REPLICA_ENV = {
 
 @pytest.fixture(scope="module")
 def gateways(tmp_path_factory, issuer: Issuer) -> Iterator[list[GatewayProcess]]:  # type: ignore[no-untyped-def]
-    root = tmp_path_factory.mktemp("fault-gateways")
-    key_file = root / "signing.pem"
-    PrivateKey.generate().write(key_file)
-    started: list[GatewayProcess] = []
-    try:
-        for index in range(2):
-            data_dir = root / f"gateway-{index}"
-            data_dir.mkdir()
-            process = GatewayProcess(data_dir, issuer.url, key_file, REPLICA_ENV)
-            started.append(process.start())
+    with replicas(tmp_path_factory.mktemp("fault-gateways"), issuer.url, REPLICA_ENV) as started:
         yield started
-    finally:
-        for gateway in started:
-            gateway.stop()
 
 
 def mint_for(issuer: Issuer, user: str) -> dict[str, str]:

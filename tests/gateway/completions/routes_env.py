@@ -101,7 +101,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             openai_model=MODEL,
             openai_extra_models=["qwen2.5-coder-1.5b"],
             embedded_enabled=False,
-            request_timeout=1.0,
+            # Short enough for the hanging-model tests, long enough for a loaded machine.
+            request_timeout=3.0,
         ),
     )
     app = create_app(settings, clock=clock)

@@ -24,11 +24,19 @@ app = typer.Typer(help="The IDE client: completions from the command line, login
 
 InstanceOption = Annotated[
     str | None,
-    typer.Option("--instance", help="Instance URL (default: env or `codesuggest login`)."),
+    typer.Option(
+        "--instance",
+        metavar="URL",
+        help="Instance URL (default: env or `codesuggest login`).",
+    ),
 ]
 TokenEnvOption = Annotated[
     str | None,
-    typer.Option("--token-env", help="Read the personal access token from this env var."),
+    typer.Option(
+        "--token-env",
+        metavar="VAR",
+        help="Read the personal access token from this env var.",
+    ),
 ]
 
 

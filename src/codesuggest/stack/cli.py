@@ -22,10 +22,16 @@ err = Console(stderr=True)
 
 DataDir = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Data directory (default: the user data dir/codesuggest)."),
+    typer.Option(
+        "--data-dir",
+        metavar="DIR",
+        help="Data directory (default: the user data dir/codesuggest, "
+        "~/.local/share/codesuggest on Linux).",
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 MAX_PORT_BASE = 65535 - 3  # the base and the three ports after it
+PORT_BASE_ENV = "CODESUGGEST_PORT_BASE"
 
 
 def _fail(exc: StackError) -> typer.Exit:
@@ -50,6 +56,8 @@ def up(
         int | None,
         typer.Option(
             "--port-base",
+            metavar="PORT",
+            envvar=PORT_BASE_ENV,
             min=1,
             max=MAX_PORT_BASE,
             help="First of four ports: portal, self-managed instance, SaaS instance, gateway "
@@ -128,10 +136,15 @@ def demo(
     port_base: Annotated[
         int | None,
         typer.Option(
-            "--port-base", min=1, max=MAX_PORT_BASE, help="As for `up`, when the demo starts it."
+            "--port-base",
+            metavar="PORT",
+            envvar=PORT_BASE_ENV,
+            min=1,
+            max=MAX_PORT_BASE,
+            help="As for `up`, when the demo starts the stack.",
         ),
     ] = None,
-    rounds: Annotated[int, typer.Option(help="Completion rounds per path.")] = 10,
+    rounds: Annotated[int, typer.Option(metavar="N", help="Completion rounds per path.")] = 10,
 ) -> None:
     """Walk through the whole system once (provisioning, token sync, direct and monolith
     completions, usage) against the running stack, starting and afterwards stopping it if

@@ -1,0 +1,80 @@
+"""The top-level `codesuggest` command: every command's help, and the words people guess."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from codesuggest.cli import app
+
+PLACEHOLDER = re.compile(r"<[a-z][a-z |\[\]]*>")
+"""A type shown where a name belongs: `<bool>`, `<str>`, `<int range>`, `<path>`, `<a|b>`."""
+
+
+def command_paths(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    for name, command in getattr(group, "commands", {}).items():
+        yield from command_paths(command, (*path, name))
+
+
+PATHS = list(command_paths(typer.main.get_command(app)))
+
+
+def help_of(*path: str) -> str:
+    result = CliRunner().invoke(app, [*path, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_every_command_is_walked():
+    expected = {("up",), ("complete",), ("instance", "users", "create"), ("edge", "nginx-config")}
+    assert expected <= set(PATHS)
+    assert len(PATHS) > 40
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda path: " ".join(path) or "codesuggest")
+def test_help_names_what_each_option_takes_and_flags_take_nothing(path):
+    text = help_of(*path)
+    assert "Usage:" in text
+    assert not PLACEHOLDER.findall(text), text
+    flags = [line for line in text.splitlines() if re.match(r"│\s+--(help|json|detach)\b", line)]
+    assert flags
+    for line in flags:  # a flag takes no value: its help follows its name
+        assert re.match(r"│\s+--(help|json|detach)\s{2,}[A-Z]", line), line
+
+
+def test_the_stack_commands_name_their_values():
+    up = help_of("up")
+    assert re.search(r"--data-dir\s+DIR\s", up)
+    assert re.search(r"--port-base\s+PORT\s", up)
+    assert "CODESUGGEST_PORT_BASE" in up
+    complete = help_of("complete")
+    assert re.search(r"--instance\s+URL\s", complete)
+    assert re.search(r"--token-env\s+VAR\s", complete)
+    assert re.search(r"\*\s+FILE:LINE:COL\s+\[required\]", complete)
+    assert re.search(r"--log-level\s+LOG_LEVEL\s", help_of("portal", "serve"))
+
+
+@pytest.mark.parametrize(
+    ("typed", "meant"), [("start", "up"), ("run", "up"), ("serve", "up"), ("stop", "down")]
+)
+def test_a_synonym_of_up_or_down_is_answered_with_it(typed, meant):
+    result = CliRunner().invoke(app, [typed], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert f"No such command '{typed}'. Did you mean '{meant}'?" in result.output
+
+
+def test_other_typos_still_get_close_matches():
+    result = CliRunner().invoke(app, ["stat"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2
+    assert "Did you mean 'status'?" in result.output
+
+
+def test_a_part_keeps_its_own_serve():
+    result = CliRunner().invoke(app, ["gateway", "serve", "--help"])
+    assert result.exit_code == 0 and "Did you mean" not in result.output

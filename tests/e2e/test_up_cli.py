@@ -15,6 +15,7 @@ import httpx
 import pytest
 from rich.console import Console
 
+from codesuggest.common.model_server import MODEL_UNREACHABLE
 from codesuggest.stack.console import print_summary
 from codesuggest.stack.layout import free_port_base, port_free
 
@@ -22,9 +23,12 @@ pytestmark = pytest.mark.slow
 CLI = str(Path(sys.executable).parent / "codesuggest")
 
 
-def run(*args: str, home: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, CODESUGGEST_CONFIG_DIR=str(home / "client"))
-    return subprocess.run([CLI, *args], capture_output=True, text=True, env=env, timeout=timeout)
+def run(
+    *args: str, home: Path, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full = dict(os.environ, CODESUGGEST_CONFIG_DIR=str(home / "client"), COLUMNS="200")
+    full.update(env or {})
+    return subprocess.run([CLI, *args], capture_output=True, text=True, env=full, timeout=timeout)
 
 
 def test_up_detach_status_down_and_reuse(tmp_path: Path) -> None:
@@ -195,3 +199,64 @@ def test_a_port_base_out_of_range_is_refused_before_anything_is_saved(
     message = " ".join(up.stderr.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
     assert "Invalid value for '--port-base'" in message
     assert not data.exists()
+
+
+def test_the_port_base_from_the_environment_is_checked_like_the_option(tmp_path: Path) -> None:
+    data = tmp_path / "stack"
+    up = run("up", "--data-dir", str(data), home=tmp_path, env={"CODESUGGEST_PORT_BASE": "70000"})
+    assert up.returncode == 2
+    message = " ".join(up.stderr.translate(str.maketrans("", "", "│╭╮╰╯─")).split())
+    assert "(env var: 'CODESUGGEST_PORT_BASE'): 70000 is not in the range" in message
+    assert not data.exists()
+
+
+def test_an_unreachable_model_is_named_by_up_the_gateway_log_and_complete(tmp_path: Path) -> None:
+    """The openai provider pointed at a closed port on loopback (bound, never listening)."""
+    data, key = tmp_path / "stack", "sk-never-shown-0123456789"
+    source = tmp_path / "hello.py"
+    source.write_text("def greet(name):\n    return \n")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        model_url = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+        env = {
+            "CODESUGGEST_GATEWAY_COMPLETIONS__PROVIDER": "openai",
+            "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_BASE_URL": model_url,
+            "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_MODEL": "qwen2.5-coder-1.5b",
+            "CODESUGGEST_GATEWAY_COMPLETIONS__OPENAI_API_KEY": key,
+        }
+        base = free_port_base()
+        up = run(
+            "up",
+            "--detach",
+            "--data-dir",
+            str(data),
+            "--port-base",
+            str(base),
+            home=tmp_path,
+            env=env,
+        )
+        try:
+            assert up.returncode == 0, up.stderr
+            assert (
+                f"completions: openai at {model_url} (completions API), model qwen2.5-coder-1.5b"
+                in up.stdout
+            )
+            assert key not in up.stdout + up.stderr
+            complete = run("complete", f"{source}:2:12", home=tmp_path)
+        finally:
+            run("down", "--data-dir", str(data), home=tmp_path)
+    assert complete.returncode == 1
+    said = " ".join(complete.stderr.split())
+    assert MODEL_UNREACHABLE in said
+    assert "The gateway cannot reach its model server" in said
+    assert "logs/gateway.log" in said
+    assert model_url not in complete.stderr  # the client learns the cause, not the URL
+    log = [
+        json.loads(line)
+        for line in (data / "logs" / "gateway.log").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    unreachable = [line for line in log if line.get("event") == "model server unreachable"]
+    assert unreachable and unreachable[0]["provider"] == "openai"
+    assert unreachable[0]["base_url"] == model_url
+    assert key not in (data / "logs" / "gateway.log").read_text()

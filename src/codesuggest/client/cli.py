@@ -19,6 +19,7 @@ from codesuggest.client.service import (
     Suggestion,
     SuggestionClient,
 )
+from codesuggest.common.model_server import MODEL_UNREACHABLE
 
 app = typer.Typer(help="The IDE client: completions from the command line, login, LSP.")
 
@@ -41,6 +42,12 @@ TokenEnvOption = Annotated[
 
 
 START_HINT = "Is the stack running? `codesuggest up` starts it on this machine."
+MODEL_HINT = (
+    "The gateway cannot reach its model server: check that the server runs and the gateway's "
+    "model settings (CODESUGGEST_GATEWAY_COMPLETIONS__*, docs/models.md). The gateway's log "
+    "names the provider and its URL (after `codesuggest up`: logs/gateway.log in the data "
+    "directory)."
+)
 
 
 def _err(message: str) -> None:
@@ -109,6 +116,8 @@ def complete(
         suggestion = asyncio.run(_complete_once(url, token, request, quiet=as_json))
     except CompletionFailed as exc:
         _err(f"No suggestion ({exc.state}): {exc.message}")
+        if MODEL_UNREACHABLE in exc.message:
+            _err(MODEL_HINT)
         raise typer.Exit(1) from exc
     if as_json:
         typer.echo(json.dumps(asdict(suggestion), indent=2))

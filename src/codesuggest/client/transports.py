@@ -113,7 +113,7 @@ async def _post(
         break
     seconds = response.elapsed.total_seconds()
     if response.status_code >= 500:
-        raise PathFailed(f"HTTP {response.status_code} from {url}")
+        raise PathFailed(_server_error(response, url))
     if response.status_code == 401:
         raise Unauthorized(error_message(response))
     if response.status_code >= 400:
@@ -125,6 +125,15 @@ async def _post(
     if not isinstance(body, dict):
         raise PathFailed(f"unexpected body from {url}")
     return Reply(body=body, seconds=seconds, server_timing=parse_server_timing(response))
+
+
+def _server_error(response: httpx.Response, url: str) -> str:
+    """The status and URL, and the server's own words when it answered JSON (not a proxy's
+    HTML page)."""
+    text = f"HTTP {response.status_code} from {url}"
+    if response.headers.get("content-type", "").startswith("application/json"):
+        text += f": {error_message(response)}"
+    return text
 
 
 def parse_server_timing(response: httpx.Response) -> dict[str, float]:

@@ -27,6 +27,8 @@ def print_summary(console: Console, body: dict[str, Any], config_written: bool) 
     console.print(table)
     sm = body["instances"]["self-managed"]
     console.print(f"data directory: {body['data_dir']}")
+    if "completions" in body["gateway"]:
+        console.print(f"completions: {body['gateway']['completions']}", highlight=False)
     console.print(f"demo user's PAT (self-managed): [bold]{sm['user_pat']}[/bold]", soft_wrap=True)
     console.print(
         f"demo user's PAT (SaaS):         {body['instances']['saas']['user_pat']}",

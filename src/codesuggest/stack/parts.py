@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 
+from codesuggest.gateway.completions.settings import CompletionsSettings
 from codesuggest.stack.layout import HOST, Layout
 
 # Settings that would point a part at shared infrastructure; the one-machine stack uses SQLite
@@ -90,3 +91,14 @@ def environment(
     env.update(overrides or {})
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def gateway_completions(env: Mapping[str, str]) -> CompletionsSettings:
+    """The completion settings a gateway started with `env` runs with (for the summary)."""
+    prefix = _PREFIX["gateway"] + "COMPLETIONS__"
+    values: dict[str, object] = {}
+    for name, value in env.items():
+        if name.upper().startswith(prefix):
+            field = name[len(prefix) :].lower()
+            values[field] = json.loads(value) if value.startswith("[") else value
+    return CompletionsSettings.model_validate(values)

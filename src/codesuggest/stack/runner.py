@@ -22,6 +22,7 @@ from codesuggest.stack.layout import (
     read_json,
     write_private_json,
 )
+from codesuggest.stack.parts import environment, gateway_completions
 from codesuggest.stack.provision import provision, save_client_config, sync_tokens
 from codesuggest.stack.supervisor import Supervisor, is_our_process, terminate_pid
 
@@ -92,7 +93,12 @@ class Stack:
         except BaseException:
             self.supervisor.stop_all()
             raise
-        return self.summary()
+        body = self.summary()
+        gateway_env = environment(
+            "gateway", layout, None, self.base_env, self.overrides.get("gateway")
+        )
+        body["gateway"]["completions"] = gateway_completions(gateway_env).describe()
+        return body
 
     def write_pid_file(self, supervisor_pid: int | None) -> None:
         assert self.supervisor is not None

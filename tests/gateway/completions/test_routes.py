@@ -111,6 +111,7 @@ def test_provider_failure_maps_to_503(gw, status):
         r = c.post("/v2/completions", json=completion_body(), headers=gw.user_headers())
     assert r.status_code == 503
     assert r.json() == {"detail": "Inference failed"}
+    assert r.headers["retry-after"] == "5"
     assert gw.usage.named("code_suggestion_requested")[-1].status == "error:unavailable"
 
 

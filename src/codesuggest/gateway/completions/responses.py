@@ -8,6 +8,7 @@ from typing import Any
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
+from codesuggest.common.model_server import MODEL_RETRY_AFTER, MODEL_UNREACHABLE
 from codesuggest.common.strict_json import json_safe
 from codesuggest.gateway.completions.timing import server_timing
 
@@ -44,5 +45,7 @@ def rate_limited(retry_after: str | None, timings: dict[str, float]) -> JSONResp
     return json_response({"detail": TOO_MANY}, 429, timings, {"Retry-After": retry_after or "1"})
 
 
-def inference_failed(timings: dict[str, float]) -> JSONResponse:
-    return json_response({"detail": INFERENCE_FAILED}, 503, timings)
+def inference_failed(timings: dict[str, float], unreachable: bool = False) -> JSONResponse:
+    """503 with Retry-After; the detail says when the model server cannot be reached."""
+    detail = MODEL_UNREACHABLE if unreachable else INFERENCE_FAILED
+    return json_response({"detail": detail}, 503, timings, {"Retry-After": MODEL_RETRY_AFTER})

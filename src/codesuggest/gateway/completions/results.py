@@ -33,7 +33,7 @@ class RateLimited:
 
 @dataclass(frozen=True, slots=True)
 class InferenceFailed:
-    pass
+    unreachable: bool = False  # no connection to the model server
 
 
 @dataclass(frozen=True, slots=True)

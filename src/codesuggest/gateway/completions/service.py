@@ -15,6 +15,7 @@ import anyio
 from prometheus_client import CollectorRegistry, Histogram
 
 from codesuggest.common.logs import get_logger
+from codesuggest.common.model_server import shown_url
 from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.completions import responses, sse
 from codesuggest.gateway.completions.calls import ClientGone, until_done_or_gone
@@ -53,6 +54,7 @@ from codesuggest.gateway.providers import (
     ProviderRateLimited,
     ProviderRegistry,
     ProviderTimeout,
+    ProviderUnreachable,
 )
 from codesuggest.gateway.usage.events import UsageRecorder
 from codesuggest.tokens import Clock
@@ -204,7 +206,7 @@ class CompletionService:
             await self._record(info, plan, "error:cancelled", 0)
             return ClientLeft()
         except ProviderError as exc:
-            log.warning("model call failed", provider=plan.provider.name, error=str(exc))
+            _log_failure("model call failed", plan.provider, exc)
             await self._record(info, plan, f"error:{exc.kind}", 0)
             return _failure(exc)
         except BaseException:
@@ -251,6 +253,8 @@ class CompletionService:
                     info.disconnected, _first(chunks), self.settings.request_timeout
                 )
         except (ClientGone, ProviderError) as exc:
+            if isinstance(exc, ProviderError):
+                _log_failure("model stream failed", plan.provider, exc)
             await chunks.aclose()  # type: ignore[attr-defined]
             status = f"error:{exc.kind}" if isinstance(exc, ProviderError) else "error:cancelled"
             await self._record(info, plan, status, 0)
@@ -304,7 +308,7 @@ class CompletionService:
             )
         except ProviderError as exc:
             status = f"error:{exc.kind}"
-            log.warning("model stream failed", provider=plan.provider.name, error=str(exc))
+            _log_failure("model stream failed", plan.provider, exc)
             detail = (
                 responses.TOO_MANY
                 if isinstance(exc, ProviderRateLimited)
@@ -321,7 +325,16 @@ async def _first(chunks: AsyncIterator[str]) -> str | None:
     return await anext(chunks, None)
 
 
+def _log_failure(event: str, provider: Provider, exc: ProviderError) -> None:
+    """One warning naming the provider and, for a model server, its URL (never a key)."""
+    if isinstance(exc, ProviderUnreachable):
+        event = "model server unreachable"
+    location = provider.location
+    where = {"base_url": shown_url(location)} if location else {}
+    log.warning(event, provider=provider.name, **where, error=str(exc))
+
+
 def _failure(exc: ProviderError) -> RateLimited | InferenceFailed:
     if isinstance(exc, ProviderRateLimited):
         return RateLimited(exc.retry_after)
-    return InferenceFailed()
+    return InferenceFailed(unreachable=isinstance(exc, ProviderUnreachable))

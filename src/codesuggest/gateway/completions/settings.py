@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 
+from codesuggest.common.model_server import shown_url
+
 ProviderName = Literal["embedded", "openai", "anthropic", "local"]
 TemplateName = Literal[
     "qwen", "starcoder", "codegemma", "deepseek", "codellama", "codestral", "none"
@@ -63,3 +65,16 @@ class CompletionsSettings(BaseModel):
     local_fim_template: Literal["auto", TemplateName] = "auto"
     # A local generation is cut (and what it has answered) after this many seconds.
     local_time_budget: float = Field(default=4.0, gt=0)
+
+    def describe(self) -> str:
+        """Which provider serves requests that name none, and where (never a key)."""
+        if self.provider == "openai":
+            url = shown_url(self.openai_base_url or "(no OPENAI_BASE_URL)")
+            return f"openai at {url} ({self.openai_api} API), model {self.openai_model}"
+        if self.provider == "anthropic":
+            return (
+                f"anthropic at {shown_url(self.anthropic_base_url)}, model {self.anthropic_model}"
+            )
+        if self.provider == "local":
+            return f"local GGUF {self.local_model_path}"
+        return "embedded engine (built in, offline)"

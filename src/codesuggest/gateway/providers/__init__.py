@@ -8,6 +8,7 @@ from codesuggest.gateway.providers.base import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+    ProviderUnreachable,
 )
 from codesuggest.gateway.providers.registry import (
     ModelSelectionError,
@@ -25,5 +26,6 @@ __all__ = [
     "ProviderRegistry",
     "ProviderTimeout",
     "ProviderUnavailable",
+    "ProviderUnreachable",
     "build_registry",
 ]

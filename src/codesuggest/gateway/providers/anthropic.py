@@ -45,6 +45,10 @@ class AnthropicProvider(Provider):
     def reserved_tokens(self, model: str) -> int:
         return CHAT_OVERHEAD_TOKENS
 
+    @property
+    def location(self) -> str:
+        return self.http.base_url
+
     async def aclose(self) -> None:
         await self.http.aclose()
 

@@ -37,6 +37,10 @@ class ProviderUnavailable(ProviderError):
     kind = "unavailable"
 
 
+class ProviderUnreachable(ProviderUnavailable):
+    """No connection to the model server (refused, no route, unknown host)."""
+
+
 # Where a completion of each mode ends: a mid-line completion at the line's end, a whole-line
 # one at the first blank line (post-processing then keeps the cursor's block).
 MODE_STOPS: dict[Mode, tuple[str, ...]] = {
@@ -88,6 +92,11 @@ class Provider(ABC):
     def reserved_tokens(self, model: str) -> int:
         """Prompt tokens taken by the format itself (markers, instructions)."""
         return 0
+
+    @property
+    def location(self) -> str | None:
+        """Where the model is (a model server's base URL) for the gateway's own log lines."""
+        return None
 
     @property
     def ready(self) -> bool:

@@ -24,6 +24,7 @@ from codesuggest.gateway.providers.base import (
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
+    ProviderUnreachable,
 )
 
 
@@ -171,6 +172,8 @@ def upstream_errors() -> Iterator[None]:
         raise
     except TimeoutError as exc:
         raise ProviderTimeout(f"upstream timed out: {type(exc).__name__}") from exc
+    except aiohttp.ClientConnectorError as exc:
+        raise ProviderUnreachable(f"upstream unreachable: {type(exc).__name__}: {exc}") from exc
     except aiohttp.ClientError as exc:
         raise ProviderUnavailable(f"upstream failed: {type(exc).__name__}: {exc}") from exc
     except (ValueError, KeyError, IndexError, TypeError) as exc:

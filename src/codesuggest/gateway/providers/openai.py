@@ -91,6 +91,10 @@ class OpenAIProvider(Provider):
         template = self._template(model)
         return template.overhead_tokens if template else 8
 
+    @property
+    def location(self) -> str:
+        return self.http.base_url
+
     async def aclose(self) -> None:
         await self.http.aclose()
 

@@ -152,8 +152,8 @@ def _response(result: CompletionResult, timings: dict[str, float]) -> Response:
             return responses.invalid(errors, timings)
         case RateLimited(retry_after=retry_after):
             return responses.rate_limited(retry_after, timings)
-        case InferenceFailed():
-            return responses.inference_failed(timings)
+        case InferenceFailed(unreachable=unreachable):
+            return responses.inference_failed(timings, unreachable)
         case ClientLeft():
             return Response(status_code=499)  # nobody is listening any more
 

@@ -11,6 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from codesuggest.cli import app
+from codesuggest.stack.parts import gateway_completions
 
 PLACEHOLDER = re.compile(r"<[a-z][a-z |\[\]]*>")
 """A type shown where a name belongs: `<bool>`, `<str>`, `<int range>`, `<path>`, `<a|b>`."""
@@ -78,3 +79,31 @@ def test_other_typos_still_get_close_matches():
 def test_a_part_keeps_its_own_serve():
     result = CliRunner().invoke(app, ["gateway", "serve", "--help"])
     assert result.exit_code == 0 and "Did you mean" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({}, "embedded engine (built in, offline)"),
+        (
+            {
+                "PROVIDER": "openai",
+                "OPENAI_API": "ollama",
+                "OPENAI_BASE_URL": "http://user:secret@127.0.0.1:11434/?key=sk-x",
+                "OPENAI_MODEL": "qwen2.5-coder:1.5b-base",
+                "OPENAI_EXTRA_MODELS": '["starcoder2"]',
+                "OPENAI_API_KEY": "sk-never-shown",
+            },
+            "openai at http://127.0.0.1:11434 (ollama API), model qwen2.5-coder:1.5b-base",
+        ),
+        (
+            {"PROVIDER": "anthropic", "ANTHROPIC_API_KEY": "sk-ant-x", "ANTHROPIC_MODEL": "claude"},
+            "anthropic at https://api.anthropic.com, model claude",
+        ),
+        ({"PROVIDER": "local", "LOCAL_MODEL_PATH": "/models/a.gguf"}, "local GGUF /models/a.gguf"),
+    ],
+)
+def test_up_names_the_completion_provider_the_gateway_runs_with(settings, said):
+    env = {f"CODESUGGEST_GATEWAY_COMPLETIONS__{k}": v for k, v in settings.items()}
+    env["CODESUGGEST_PORTAL_URL"] = "http://127.0.0.1:1"  # another part's: not the gateway's
+    assert gateway_completions(env).describe() == said

@@ -18,22 +18,19 @@ import os
 import random
 import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 
-from codesuggest.common.serving import bind
 from codesuggest.instance import admin, seats, sign_in
 from codesuggest.instance.identity import global_user_id
 from codesuggest.instance.models import usage_events, utc
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store, application_settings, open_store
+from instance_process import free_port, instance_env, running_instance
 
 PASSWORD = "benchmark admin password"
 LANGUAGES = ("python", "go", "typescript", "rust", "java")
@@ -104,32 +101,6 @@ def provision(store: Store, users: int, events: int) -> None:
         conn.execute(usage_events.insert(), rows)
 
 
-def serve(env: dict[str, str], port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "codesuggest"),
-            "instance",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, **env},
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/monitoring/healthz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("the instance did not start")
-        time.sleep(0.05)
-
-
 def sign_in_as_admin(client: httpx.Client) -> None:
     form = client.get("/admin/sign_in").text
     token = re.search(r'name="csrf_token" value="([^"]+)"', form)
@@ -150,43 +121,32 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        sock = bind("127.0.0.1", 0)
-        port = sock.getsockname()[1]
-        sock.close()
-        env = {
-            "CODESUGGEST_INSTANCE_URL": f"http://127.0.0.1:{port}",
-            "CODESUGGEST_INSTANCE_DATA_DIR": tmp,
-            "CODESUGGEST_INSTANCE_DATABASE_URL": args.database_url
-            or f"sqlite:///{Path(tmp) / 'bench.db'}",
-            "CODESUGGEST_INSTANCE_SYNC_ENABLED": "false",
-            "CODESUGGEST_INSTANCE_USAGE_SINK_ENABLED": "false",
-        }
+        port = free_port()
+        env = instance_env(tmp, port, args.database_url)
         os.environ.update(env)
         store = open_store(InstanceSettings())
         provision(store, args.users, args.events)
         store.dispose()
-        proc = serve(env, port)
         pages: dict[str, dict[str, float]] = {}
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-                sign_in_as_admin(client)
-                for path in PAGES:
-                    for _ in range(3):  # warm up templates and connections
-                        assert client.get(path).status_code == 200
-                    samples = []
-                    for _ in range(args.rounds):
-                        started = time.perf_counter()
-                        reply = client.get(path)
-                        samples.append((time.perf_counter() - started) * 1000)
-                        assert reply.status_code == 200, (path, reply.status_code)
-                    pages[path] = {
-                        "p50": round(statistics.median(samples), 2),
-                        "p95": round(percentile(samples, 0.95), 2),
-                        "bytes": len(reply.content),
-                    }
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
+        with (
+            running_instance(env, port) as url,
+            httpx.Client(base_url=url, timeout=30) as client,
+        ):
+            sign_in_as_admin(client)
+            for path in PAGES:
+                for _ in range(3):  # warm up templates and connections
+                    assert client.get(path).status_code == 200
+                samples = []
+                for _ in range(args.rounds):
+                    started = time.perf_counter()
+                    reply = client.get(path)
+                    samples.append((time.perf_counter() - started) * 1000)
+                    assert reply.status_code == 200, (path, reply.status_code)
+                pages[path] = {
+                    "p50": round(statistics.median(samples), 2),
+                    "p95": round(percentile(samples, 0.95), 2),
+                    "bytes": len(reply.content),
+                }
     print(
         json.dumps(
             {

@@ -16,19 +16,16 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import httpx
 
-from codesuggest.common.serving import bind
 from codesuggest.instance import admin, seats
 from codesuggest.instance.models import utc
 from codesuggest.instance.settings import InstanceSettings
 from codesuggest.instance.store import Store, open_store
+from instance_process import free_port, instance_env, running_instance
 
 PATH = "/api/v4/code_suggestions/direct_access"
 
@@ -69,34 +66,6 @@ async def throughput(url: str, pats: list[str], total: int, concurrency: int) ->
         return total / (time.perf_counter() - started)
 
 
-def serve(env: dict[str, str], port: int) -> subprocess.Popen:
-    """The instance as its own process (`codesuggest instance serve`), so the load generator
-    does not share its interpreter."""
-    proc = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "codesuggest"),
-            "instance",
-            "serve",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, **env},
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/monitoring/healthz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
-            raise RuntimeError("the instance did not start")
-        time.sleep(0.05)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
@@ -106,25 +75,16 @@ def main() -> None:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        sock = bind("127.0.0.1", 0)
-        port = sock.getsockname()[1]
-        sock.close()
-        env = {
-            "CODESUGGEST_INSTANCE_URL": f"http://127.0.0.1:{port}",
-            "CODESUGGEST_INSTANCE_DATA_DIR": tmp,
-            "CODESUGGEST_INSTANCE_DATABASE_URL": args.database_url
-            or f"sqlite:///{Path(tmp) / 'bench.db'}",
+        port = free_port()
+        env = instance_env(tmp, port, args.database_url) | {
             "CODESUGGEST_INSTANCE_REALM": "saas",
             "CODESUGGEST_INSTANCE_DIRECT_ACCESS_PER_MINUTE": str(10**9),
-            "CODESUGGEST_INSTANCE_USAGE_SINK_ENABLED": "false",
         }
         os.environ.update(env)
         store = open_store(InstanceSettings())
         pats = provision(store, args.users)
         store.dispose()
-        proc = serve(env, port)
-        url = f"http://127.0.0.1:{port}"
-        try:
+        with running_instance(env, port) as url:
             with httpx.Client(base_url=url) as client:
                 cold = []
                 for pat in pats:  # first call per user: mint (self-signed RS256) and cache
@@ -138,9 +98,6 @@ def main() -> None:
                     warm.append((time.perf_counter() - t) * 1000)
                     assert r.status_code == 201
             rps = asyncio.run(throughput(url, pats, args.requests, args.concurrency))
-        finally:
-            proc.terminate()
-            proc.wait(timeout=15)
     print(
         json.dumps(
             {

@@ -5,7 +5,7 @@ service functions as the admin API and the CLI (`admin`, `seats`, `sign_in`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -446,32 +446,33 @@ def seats_purchase(
     )
 
 
+def _holder_change(
+    request: Request,
+    context: InstanceContext,
+    user: sign_in.SessionUser,
+    form: Any,
+    change: Callable[[Session, str, datetime, str | None], object],
+    notice: str,
+) -> Response:
+    """`change` (assign or unassign) for the form's user and group."""
+    username, group = text(form, "username"), _group(form)
+    return _seat_change(
+        request, context, user, lambda s: change(s, username, now(context), group), notice
+    )
+
+
 @router.post("/seats/assign", include_in_schema=False)
 def seats_assign(
     request: Request, context: ContextDep, user: AdminUser, form: AdminForm
 ) -> Response:
-    username = text(form, "username")
-    return _seat_change(
-        request,
-        context,
-        user,
-        lambda s: seats.assign(s, username, now(context), _group(form)),
-        "assigned",
-    )
+    return _holder_change(request, context, user, form, seats.assign, "assigned")
 
 
 @router.post("/seats/unassign", include_in_schema=False)
 def seats_unassign(
     request: Request, context: ContextDep, user: AdminUser, form: AdminForm
 ) -> Response:
-    username = text(form, "username")
-    return _seat_change(
-        request,
-        context,
-        user,
-        lambda s: seats.unassign(s, username, now(context), _group(form)),
-        "unassigned",
-    )
+    return _holder_change(request, context, user, form, seats.unassign, "unassigned")
 
 
 # -- settings -----------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from codesuggest.common.logs import get_logger
+from codesuggest.common.tasks import cancel
 from codesuggest.gateway.errors import GatewayError
 
 if TYPE_CHECKING:
@@ -240,12 +241,7 @@ class SharedBuckets:
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     async def aclose(self) -> None:
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except asyncio.CancelledError:
-                pass
+        await cancel(self.task)
         await self.redis.aclose()
 
     async def _run(self) -> None:

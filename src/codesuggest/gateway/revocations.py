@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from anyio import to_thread
 
 from codesuggest.common.logs import get_logger
+from codesuggest.common.tasks import cancel
 from codesuggest.tokens import Clock
 
 log = get_logger("codesuggest.gateway.revocations")
@@ -240,13 +241,8 @@ class Revocations:
                 failing = True
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
         await self.backend.aclose()
 
 

@@ -19,6 +19,7 @@ from anyio import to_thread
 from sqlalchemy import delete, select
 
 from codesuggest.common.logs import get_logger
+from codesuggest.common.tasks import cancel
 from codesuggest.instance.access import InstanceInfo
 from codesuggest.instance.identity import global_user_id
 from codesuggest.instance.instance_tokens import InstanceTokens
@@ -80,20 +81,13 @@ class RevocationPusher:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.push_due()
-            except asyncio.CancelledError:
-                raise
             except Exception as exc:  # the loop must survive a database hiccup
                 log.warning("revocation push round failed", error=type(exc).__name__)
             try:

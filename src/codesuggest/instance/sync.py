@@ -10,7 +10,6 @@ call changes nothing stored and is retried with back-off by `SyncScheduler`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from codesuggest.common.logs import get_logger
 from codesuggest.common.sealing import Sealer
+from codesuggest.common.tasks import cancel
 from codesuggest.instance import seats
 from codesuggest.instance.models import ServiceAccessToken, utc
 from codesuggest.instance.settings import InstanceSettings
@@ -258,8 +258,5 @@ class SyncScheduler:
                 delay = min(delay * 2, self.interval)
 
     async def aclose(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None

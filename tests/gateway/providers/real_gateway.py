@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from codesuggest.gateway.completions.settings import CompletionsSettings
 from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
 from gateway.completions.routes_env import MemoryRecorder
 from support.issuer import Issuer, instance_headers, wait_until
+from support.models import file_body
 from support.servers import ServerThread
 
 INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
@@ -93,3 +95,41 @@ def raw_request(gw: RealGateway, path: str, body: dict[str, Any]) -> socket.sock
         + payload
     )
     return sock
+
+
+# A list the model can go on with for all of a 512-token generation.
+COUNTING = "numbers = [\n" + "".join(f"    {i},\n" for i in range(1, 40))
+
+
+@dataclass(frozen=True)
+class Abandoned:
+    predicted: float
+    """Tokens the engine generated for the request."""
+    freed_after: float
+    """Seconds from the client leaving until the engine had nothing in progress."""
+    rest_of_generation: float
+    """Seconds the rest of the 512 tokens would have taken, at the rate the engine measured."""
+
+
+def abandon_a_generation(gw: RealGateway, engine: Any) -> Abandoned:
+    """Ask `gw` for a 512-token generation that `engine` (an xllamacpp Server) runs, leave once
+    it is decoding, and wait until the engine is idle."""
+    body = file_body("app/numbers.py", COUNTING, "", user_instruction="continue the list")
+    before = settled_metrics(engine)
+    sock = raw_request(gw, "/v2/code/generations", body)
+    try:
+        wait_until(
+            lambda: metrics_of(engine)["n_decode_total"] - before["n_decode_total"] >= 8,
+            60,
+            what="generation under way",
+        )
+    finally:
+        sock.close()
+    left = time.perf_counter()
+    wait_until(lambda: metrics_of(engine)["requests_processing"] == 0, 60, what="idle")
+    freed_after = time.perf_counter() - left
+    after = metrics_of(engine)
+    predicted = after["tokens_predicted_total"] - before["tokens_predicted_total"]
+    seconds = after["tokens_predicted_seconds_total"] - before["tokens_predicted_seconds_total"]
+    rest = (512 - predicted) * seconds / predicted if predicted else float("inf")
+    return Abandoned(predicted, freed_after, rest)

@@ -24,9 +24,9 @@ from codesuggest.gateway.prompts import PromptBudget, build_prompt
 from codesuggest.gateway.providers import Params
 from codesuggest.gateway.providers.local import LocalProvider
 from gateway.providers.real_gateway import (
+    COUNTING,
     RealGateway,
-    metrics_of,
-    raw_request,
+    abandon_a_generation,
     real_gateway,
     server_timing,
     settled_metrics,
@@ -139,28 +139,9 @@ def test_stop_sequence_ends_a_mid_line_completion_at_the_line_end(gw: RealGatewa
 def test_disconnected_client_frees_the_engine(gw: RealGateway):
     """A 512-token generation whose client leaves stops at once: the one slot is free long
     before the rest of those 512 tokens would have taken, and the next request is served."""
-    provider = provider_of(gw)
-    counting = "numbers = [\n" + "".join(f"    {i},\n" for i in range(1, 40))
-    body = file_body("app/numbers.py", counting, "", user_instruction="continue the list")
-    before = engine_metrics(provider)
-    sock = raw_request(gw, "/v2/code/generations", body)
-    try:
-        wait_until(
-            lambda: metrics_of(provider.server)["n_decode_total"] - before["n_decode_total"] >= 8,
-            60,
-            what="generation under way",
-        )
-    finally:
-        sock.close()
-    left = time.perf_counter()
-    wait_until(lambda: metrics_of(provider.server)["requests_processing"] == 0, 60, what="idle")
-    freed_after = time.perf_counter() - left
-    after = engine_metrics(provider)
-    predicted = after["tokens_predicted_total"] - before["tokens_predicted_total"]
-    seconds = after["tokens_predicted_seconds_total"] - before["tokens_predicted_seconds_total"]
-    assert 0 < predicted < 512
-    rest_of_generation = (512 - predicted) * seconds / predicted
-    assert freed_after < rest_of_generation / 2, (freed_after, rest_of_generation)
+    left = abandon_a_generation(gw, provider_of(gw).server)
+    assert 0 < left.predicted < 512
+    assert left.freed_after < left.rest_of_generation / 2, left
     with gw.client() as c:
         response = c.post(
             "/v2/code/completions",
@@ -172,8 +153,7 @@ def test_disconnected_client_frees_the_engine(gw: RealGateway):
 
 def test_time_budget_cuts_a_generation_and_answers_what_it_has(gw: RealGateway):
     provider = provider_of(gw)
-    counting = "numbers = [\n" + "".join(f"    {i},\n" for i in range(1, 40))
-    body = file_body("app/numbers.py", counting, "", user_instruction="continue the list")
+    body = file_body("app/numbers.py", COUNTING, "", user_instruction="continue the list")
     before = engine_metrics(provider)
     provider.time_budget = 1.0
     try:

@@ -22,9 +22,10 @@ from codesuggest.gateway.prompts import Prompt
 from codesuggest.gateway.providers import Params, ProviderUnavailable
 from codesuggest.gateway.providers.openai import OpenAIProvider
 from gateway.providers.real_gateway import (
+    COUNTING,
     RealGateway,
+    abandon_a_generation,
     metrics_of,
-    raw_request,
     real_gateway,
     server_timing,
     settled_metrics,
@@ -133,26 +134,9 @@ def test_streamed_completion_and_timings(gw: RealGateway):
 def test_disconnected_client_stops_the_servers_generation(gw: RealGateway, llama: LlamaServer):
     """The gateway closes its upstream connection when its client leaves; llama.cpp's server
     then cancels the generation, long before the rest of the 512 tokens would have taken."""
-    counting = "numbers = [\n" + "".join(f"    {i},\n" for i in range(1, 40))
-    body = file_body("app/numbers.py", counting, "", user_instruction="continue the list")
-    before = metrics_of(llama.engine)
-    sock = raw_request(gw, "/v2/code/generations", body)
-    try:
-        wait_until(
-            lambda: metrics_of(llama.engine)["n_decode_total"] - before["n_decode_total"] >= 8,
-            60,
-            what="generation under way",
-        )
-    finally:
-        sock.close()
-    left = time.perf_counter()
-    wait_until(lambda: metrics_of(llama.engine)["requests_processing"] == 0, 60, what="idle")
-    freed_after = time.perf_counter() - left
-    after = metrics_of(llama.engine)
-    predicted = after["tokens_predicted_total"] - before["tokens_predicted_total"]
-    seconds = after["tokens_predicted_seconds_total"] - before["tokens_predicted_seconds_total"]
-    assert 0 < predicted < 512
-    assert freed_after < (512 - predicted) * seconds / predicted / 2
+    left = abandon_a_generation(gw, llama.engine)
+    assert 0 < left.predicted < 512
+    assert left.freed_after < left.rest_of_generation / 2, left
 
 
 async def test_infill_api_names_the_servers_refusal_for_a_model_without_fim(
@@ -173,11 +157,10 @@ async def test_time_budget_cuts_a_generation_and_frees_the_server(llama: LlamaSe
         base_url=llama.url + "/v1", models=(MODEL,), api_key=llama.key, fim_template="none",
         timeout=120, time_budget=1.0,
     )  # fmt: skip
-    counting = "numbers = [\n" + "".join(f"    {i},\n" for i in range(1, 40))
     before = metrics_of(llama.engine)
     started = time.perf_counter()
     completion = await provider.complete(
-        Prompt("n.py", "python", "#", counting, ""), MODEL, Params(512, 0.0, "generation")
+        Prompt("n.py", "python", "#", COUNTING, ""), MODEL, Params(512, 0.0, "generation")
     )
     took = time.perf_counter() - started
     await provider.aclose()

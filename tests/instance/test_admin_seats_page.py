@@ -10,17 +10,13 @@ import httpx
 import pytest
 
 from codesuggest.instance import seats
-from instance.test_admin_sign_in import PASSWORD, Running, hidden, post_sign_in, start
+from instance.test_admin_sign_in import PASSWORD, Running, hidden, post_sign_in, serving
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    started, server = start(tmp_path_factory.mktemp("admin-seats"))
-    try:
+    with serving(tmp_path_factory.mktemp("admin-seats")) as started:
         yield started
-    finally:
-        server.stop()
-        started.ctx.store.dispose()
 
 
 def submit(http: httpx.Client, action: str, **fields: str) -> httpx.Response:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,7 +44,9 @@ class Running:
         return name
 
 
-def start(tmp: Path, **overrides: object) -> tuple[Running, ServerThread]:
+@contextmanager
+def serving(tmp: Path, **overrides: object) -> Iterator[Running]:
+    """An instance server on loopback with these settings, stopped afterwards."""
     port = free_port()
     options = {
         "url": f"http://127.0.0.1:{port}",
@@ -55,17 +58,17 @@ def start(tmp: Path, **overrides: object) -> tuple[Running, ServerThread]:
     clock = ManualClock()
     app = create_app(InstanceSettings(**options), clock=clock)
     server = ServerThread(app, port=port).start()
-    return Running(f"http://127.0.0.1:{port}", clock, app.state.ctx), server
+    try:
+        yield Running(f"http://127.0.0.1:{port}", clock, app.state.ctx)
+    finally:
+        server.stop()
+        app.state.ctx.store.dispose()
 
 
 @pytest.fixture(scope="module")
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    started, server = start(tmp_path_factory.mktemp("admin-sign-in"))
-    try:
+    with serving(tmp_path_factory.mktemp("admin-sign-in")) as started:
         yield started
-    finally:
-        server.stop()
-        started.ctx.store.dispose()
 
 
 def hidden(html: str, name: str) -> str:
@@ -164,21 +167,16 @@ def test_sign_in_needs_the_form_token_of_its_own_cookie(running):
 
 
 def test_attempts_per_address_are_limited_whatever_the_username(tmp_path):
-    limited, server = start(tmp_path, admin_sign_in_per_minute=3)
-    try:
+    with serving(tmp_path, admin_sign_in_per_minute=3) as limited:
         with httpx.Client(base_url=limited.url) as http:
             codes = [post_sign_in(http, f"nobody{i}", "x").status_code for i in range(4)]
             assert codes == [401, 401, 401, 429]
             refused = post_sign_in(http, "nobody", "x")
             assert int(refused.headers["retry-after"]) >= 1
-    finally:
-        server.stop()
-        limited.ctx.store.dispose()
 
 
 def test_cookies_are_secure_when_the_instance_is_served_over_https(tmp_path):
-    behind_tls, server = start(tmp_path, url="https://code.example")
-    try:
+    with serving(tmp_path, url="https://code.example") as behind_tls:
         behind_tls.user("tls-admin")
         with httpx.Client(base_url=behind_tls.url) as http:
             form = http.get("/admin/sign_in")
@@ -200,9 +198,6 @@ def test_cookies_are_secure_when_the_instance_is_served_over_https(tmp_path):
         )
         flags = {part.strip().lower() for part in session_cookie.split(";")}
         assert {"httponly", "secure", "samesite=strict", "path=/admin"} <= flags
-    finally:
-        server.stop()
-        behind_tls.ctx.store.dispose()
 
 
 def test_the_cli_sets_a_password_from_stdin_and_refuses_a_short_one(tmp_path, monkeypatch):

@@ -233,6 +233,16 @@ def test_malformed_graphql_gets_a_clear_error_never_a_500(
     assert message.lower() in " ".join(e["message"] for e in errors).lower()
 
 
+def test_graphql_not_sent_as_json_gets_415(stack: Stack) -> None:
+    response = stack.http.post(
+        "/api/graphql",
+        content=b'{"query": "{ currentUser { id } }"}',
+        headers={"PRIVATE-TOKEN": stack.user(), "Content-Type": "text/plain"},
+    )
+    assert response.status_code == 415
+    assert response.json() == {"errors": [{"message": "Send the request as application/json"}]}
+
+
 def test_oversized_or_abusive_graphql_is_refused(stack: Stack) -> None:
     pat = stack.user()
     big = {"query": "{ currentUser { id } }", "variables": {"x": "a" * 200_000}}

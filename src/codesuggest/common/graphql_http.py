@@ -1,7 +1,8 @@
 """The HTTP front of a GraphQL schema, shared by the portal and the instance.
 
-Bodies are capped by the caller (`common.bodies.read_capped`, 413); a request that is not
-`{"query": ..., "variables": ..., "operationName": ...}` gets a 400 naming the problem; GraphQL
+`read_request` takes the request: a body not sent as JSON gets a 415, one over the part's cap a
+413, one that is not `{"query": ..., "variables": ..., "operationName": ...}` a 400 naming the
+problem; `execute` runs it. GraphQL
 errors (syntax, validation, refusals raised by resolvers) come back in `errors` with status
 200, as GraphQL servers answer them; a resolver's crash is masked as a 500 without internals.
 """
@@ -13,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import strawberry
+from fastapi import Request
 from fastapi.responses import JSONResponse
 from graphql import GraphQLError
 
 from codesuggest.common import strict_json
+from codesuggest.common.bodies import BodyTooLarge, read_capped
 
 MEMBERS = frozenset({"query", "variables", "operationName", "extensions"})
 # The HTTP front's contract, for the parts' OpenAPI documents.
@@ -73,6 +76,19 @@ def parse_request(body: bytes) -> GraphQLRequest | str:
     if extensions is not None and not isinstance(extensions, dict):
         return "'extensions' must be an object"
     return GraphQLRequest(query, variables, operation)
+
+
+async def read_request(request: Request, limit: int) -> GraphQLRequest | JSONResponse:
+    """The GraphQL request in the body (at most `limit` bytes), or the error answer."""
+    content_type = request.headers.get("content-type", "application/json").lower()
+    if not content_type.startswith("application/json"):
+        return error_response(415, "Send the request as application/json")
+    try:
+        body = await read_capped(request, limit)
+    except BodyTooLarge as exc:
+        return error_response(413, str(exc))
+    parsed = parse_request(body)
+    return error_response(400, parsed) if isinstance(parsed, str) else parsed
 
 
 def _is_crash(error: GraphQLError, refusals: tuple[type[Exception], ...]) -> bool:

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from codesuggest.common import graphql_http
-from codesuggest.common.bodies import BodyTooLarge, read_capped
 from codesuggest.common.logs import get_logger
 from codesuggest.instance.access import InstanceInfo
 from codesuggest.instance.context import InstanceContext
@@ -54,13 +53,9 @@ def _refused(error: Exception) -> None:
 
 @router.post("/api/graphql")
 async def graphql(request: Request, context: ContextDep, pat: PatHeaders) -> JSONResponse:
-    try:
-        body = await read_capped(request, MAX_BODY)
-    except BodyTooLarge as exc:
-        return graphql_http.error_response(413, str(exc))
-    parsed = graphql_http.parse_request(body)
-    if isinstance(parsed, str):
-        return graphql_http.error_response(400, parsed)
+    parsed = await graphql_http.read_request(request, MAX_BODY)
+    if isinstance(parsed, JSONResponse):
+        return parsed
     try:
         info, viewer = await to_thread.run_sync(_load, context, pat)
     except InstanceError as exc:

@@ -1,5 +1,6 @@
 """`POST /graphql`: the portal's schema behind the shared GraphQL front
-(`common.graphql_http`: capped bodies, 400 for malformed requests, errors in `errors`)."""
+(`common.graphql_http`: JSON bodies only, capped, 400 for malformed requests, errors in
+`errors`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from codesuggest.common import graphql_http
-from codesuggest.common.bodies import BodyTooLarge, read_capped
 from codesuggest.common.logs import get_logger
 from codesuggest.portal.access import AccessDenied
 from codesuggest.portal.context import ContextDep
@@ -31,17 +31,9 @@ def _refused(error: Exception) -> None:
 
 @router.post("/graphql")
 async def graphql(request: Request, context: ContextDep) -> JSONResponse:
-    limit = context.settings.max_body_bytes
-    content_type = request.headers.get("content-type", "application/json")
-    if not content_type.startswith("application/json"):
-        return graphql_http.error_response(415, "Send the request as application/json")
-    try:
-        body = await read_capped(request, limit)
-    except BodyTooLarge as exc:
-        return graphql_http.error_response(413, str(exc))
-    parsed = graphql_http.parse_request(body)
-    if isinstance(parsed, str):
-        return graphql_http.error_response(400, parsed)
+    parsed = await graphql_http.read_request(request, context.settings.max_body_bytes)
+    if isinstance(parsed, JSONResponse):
+        return parsed
     headers = {name: request.headers[name] for name in _CALLER_HEADERS if name in request.headers}
     return await graphql_http.execute(
         context.graphql_schema,

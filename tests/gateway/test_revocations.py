@@ -120,3 +120,52 @@ def test_redis_down_answers_503_so_the_instance_retries(gw_redis_down: GatewayEn
     response = push(gw_redis_down, "rv-frank", gw_redis_down.clock.now())
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "1"
+
+
+def push_raw(gw: GatewayEnv, raw: str | bytes):  # type: ignore[no-untyped-def]
+    token = gw.portal.instance_token(INSTANCE_ID, clock=gw.clock)
+    headers = instance_headers(token, INSTANCE_ID) | {"Content-Type": "application/json"}
+    with gw.client() as c:
+        return c.post(PUSH, content=raw, headers=headers)
+
+
+def a_revocation(issued_before: str) -> str:
+    return (
+        f'{{"id": "{uuid.uuid4()}", "instance_id": "{INSTANCE_ID}", '
+        f'"global_user_id": "rv-hostile", "issued_before": {issued_before}}}'
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ('{"id": "x", ', "not valid JSON"),
+        (b'{"id": "\xff\xfe"}', "not valid UTF-8"),
+        (a_revocation("NaN"), "finite number"),
+        (a_revocation("-Infinity"), "finite number"),
+        (a_revocation("1e999"), "finite number"),
+        ('{"deep": ' + "[" * 3000 + "]" * 3000 + "}", "nested more than"),
+        (a_revocation("1").replace("}", ', "extra": NaN}'), "Extra inputs"),
+    ],
+)
+def test_a_body_that_is_not_strict_json_is_a_422_and_stores_nothing(
+    gw: GatewayEnv, raw: str | bytes, says: str
+) -> None:
+    """The same strict parser and the same 422 shape as the completion routes."""
+    before = len(gw.gateway.app.state.ctx.revocations)
+    response = push_raw(gw, raw)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert isinstance(detail, list) and detail[0]["loc"][0] == "body"
+    assert says in detail[0]["msg"]
+    assert len(gw.gateway.app.state.ctx.revocations) == before
+
+
+def test_a_body_of_the_wrong_shape_names_the_field(gw: GatewayEnv) -> None:
+    response = push_raw(gw, a_revocation('"yesterday"'))
+    assert response.status_code == 422, response.text
+    (error,) = response.json()["detail"]
+    assert error["loc"] == ["body", "issued_before"] and "input" not in error
+    unknown = push_raw(gw, a_revocation("1").replace("}", ', "reason": "left"}'))
+    assert unknown.status_code == 422
+    assert unknown.json()["detail"][0]["loc"] == ["body", "reason"]

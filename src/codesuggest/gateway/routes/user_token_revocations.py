@@ -7,16 +7,21 @@ portal's token, SaaS instances their own signed token, verified against their JW
 and the revoked user are taken from the verified token, never from the body alone: a body naming
 another instance is refused, and a user id is only ever stored under the pushing instance, so
 one instance cannot void another's users. A push id seen before is refused (409), a time in the
-future too (422).
+future too (422). The body is parsed with the strict rules every gateway route uses
+(`common.strict_json`): malformed JSON, `NaN` or too deep a nesting is a 422 in FastAPI's shape.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
 
-from codesuggest.common.openapi import ANY_OBJECT, STRING, answers, shape
+from fastapi import APIRouter, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from codesuggest.common.openapi import ANY_OBJECT, STRING, answers, json_body, shape
+from codesuggest.common.strict_json import BadJson, parse_model
 from codesuggest.gateway.context import ContextDep
 from codesuggest.gateway.errors import GatewayError, forbidden
 from codesuggest.gateway.revocations import RevocationStoreUnavailable
@@ -36,19 +41,36 @@ class Revocation(BaseModel):
     """Epoch seconds: the user's tokens with an earlier `iat` are void."""
 
 
+def _parse(raw: bytes) -> Revocation:
+    """The push, or a 422 listing what is wrong (the inputs are not echoed)."""
+    errors: list[dict[str, Any]]
+    try:
+        return parse_model(Revocation, raw)
+    except BadJson as exc:
+        errors = [{"type": "json_invalid", "loc": ["body"], "msg": str(exc)}]
+    except ValidationError as exc:
+        found = exc.errors(include_url=False, include_input=False)
+        errors = [{**error, "loc": ["body", *error["loc"]]} for error in found]
+    raise GatewayError(422, {"detail": jsonable_encoder(errors)})
+
+
 @router.post(
     "/v1/code/user_token_revocations",
+    openapi_extra=json_body(Revocation.model_json_schema()),
     responses=answers(
         {
             200: ("Stored", shape(id=STRING, status=STRING)),
-            400: ("The body cannot be parsed (not UTF-8 JSON)", shape(detail=STRING)),
             401: ("No token, a token not verified, or a header disagreeing", ANY_OBJECT),
             403: (
                 "Not an instance token with complete_code, or another instance's users",
                 ANY_OBJECT,
             ),
             409: ("This push id was received before", shape(detail=STRING)),
-            422: ("The body is not a revocation, or issued_before is in the future", ANY_OBJECT),
+            422: (
+                "The body is not strict JSON or not a revocation (FastAPI's shape), or "
+                "issued_before is in the future",
+                ANY_OBJECT,
+            ),
             503: (
                 "The issuer's keys or the revocation store unavailable (Retry-After)",
                 ANY_OBJECT,
@@ -57,8 +79,9 @@ class Revocation(BaseModel):
     ),
 )
 async def revoke_user_tokens(
-    push: Revocation, caller: RevokingCaller, context: ContextDep
+    request: Request, caller: RevokingCaller, context: ContextDep
 ) -> JSONResponse:
+    push = _parse(await request.body())
     if push.instance_id != caller.instance_id:
         context.metrics.auth_failures.labels(reason="revocation_other_instance").inc()
         raise forbidden("Revocations only for the instance's own users")

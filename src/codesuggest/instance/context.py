@@ -51,7 +51,9 @@ class InstanceContext:
             limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
             follow_redirects=False,
         )
-        self.limiter = make_rate_limiter(self.settings.redis_url, self.settings.redis_prefix)
+        self.limiter = make_rate_limiter(
+            self.settings.redis_url, self.settings.redis_prefix, self.settings.redis_timeout
+        )
         self.user_tokens.reset_inflight()
         if self.settings.redis_url:
             self.user_tokens.shared = SharedTokens(
@@ -60,6 +62,7 @@ class InstanceContext:
                 self.store.sealer,
                 self.clock,
                 self.user_tokens.margin,
+                timeout=self.settings.redis_timeout,
             )
         self.pusher = RevocationPusher(
             self.store,

@@ -69,17 +69,15 @@ class RedisRateLimiter(MovingWindowLimiter):
     """The moving window in Redis under `<prefix>rl`; if Redis fails, raises the instance's 503
     (one log line)."""
 
-    def __init__(self, url: str, prefix: str, window: int = WINDOW) -> None:
+    def __init__(self, url: str, prefix: str, timeout: float = 2.0, window: int = WINDOW) -> None:
         uri = url if url.startswith("async+") else "async+" + url
-        # A refused connection fails at once; the timeouts only bound a Redis that hangs (and
-        # leave room for a busy event loop, which is no outage).
         storage = RedisStorage(
             uri,
             implementation="redispy",
             key_prefix=f"{prefix}rl",
             wrap_exceptions=True,
-            socket_timeout=2.0,
-            socket_connect_timeout=1.0,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
         )
         super().__init__(storage, window)
 
@@ -93,7 +91,7 @@ class RedisRateLimiter(MovingWindowLimiter):
             ) from None
 
 
-def make_rate_limiter(redis_url: str | None, prefix: str) -> RateLimiter:
+def make_rate_limiter(redis_url: str | None, prefix: str, timeout: float) -> RateLimiter:
     if redis_url:
-        return RedisRateLimiter(redis_url, prefix)
+        return RedisRateLimiter(redis_url, prefix, timeout)
     return MemoryRateLimiter()

@@ -80,6 +80,10 @@ class InstanceSettings(BaseSettings):
         validation_alias=AliasChoices("CODESUGGEST_INSTANCE_REDIS_URL", "REDIS_URL"),
     )
     redis_prefix: str = "codesuggest:instance:"
+    redis_timeout: float = Field(default=2.0, gt=0)
+    """Seconds a Redis call may take before Redis counts as down (a refused connection fails at
+    once). It bounds a Redis that hangs; kept well above the pauses of a busy event loop, which
+    are no outage: a shorter one made every process mint its own user token under load."""
     saas_user_tokens: Literal["self", "gateway"] = "self"
     gateway_audience: str = "gitlab-ai-gateway"
     disabled_direct_code_suggestions: bool = False

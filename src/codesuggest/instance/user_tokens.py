@@ -35,10 +35,12 @@ class SharedTokens:
         sealer: Sealer,
         clock: Clock,
         margin: float,
+        *,
+        timeout: float = 2.0,
         lock_seconds: float = 5.0,
         poll_interval: float = 0.02,
     ) -> None:
-        self.redis = aioredis.from_url(url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        self.redis = aioredis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
         self.prefix = prefix
         self.sealer = sealer
         self.clock = clock

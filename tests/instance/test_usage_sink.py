@@ -34,6 +34,8 @@ from support.databases import postgres_database
 from support.servers import ServerThread
 
 SERVICE = "gitlab-ai-gateway"
+INSTANCE = "11111111-0000-4000-8000-000000000001"  # the sink's own instance
+OTHER = "22222222-0000-4000-8000-000000000002"  # another the gateway serves
 
 
 def admin_header(request: Request) -> None:
@@ -66,6 +68,7 @@ def instance_app(engine, audience: str, gateway_url: str) -> FastAPI:
     app.include_router(usage.router)
     app.dependency_overrides[usage.running_sink] = lambda: sinks[0]
     app.dependency_overrides[current_admin] = admin_header
+    app.dependency_overrides[usage.own_instance_id] = lambda: INSTANCE
 
     @app.exception_handler(errors.InstanceError)
     async def refused(_request, exc: errors.InstanceError):
@@ -112,7 +115,7 @@ def instance(request, tmp_path_factory, gateway):
 
 
 def event(user: str, name: str = "code_suggestion_requested", **fields) -> UsageEvent:
-    return UsageEvent(name=name, global_user_id=user, **fields)
+    return UsageEvent(name=name, global_user_id=user, **({"instance_id": INSTANCE} | fields))
 
 
 async def post(instance, token: str | None, events: list[UsageEvent]) -> httpx.Response:
@@ -249,6 +252,52 @@ async def test_cli_report_reads_the_instance(gateway, instance):
     )
     assert denied.exit_code == 1
     assert "403" in denied.output
+
+
+async def test_the_report_is_of_this_instance_unless_another_is_asked_for(gateway, instance):
+    """The gateway ships every instance's events to its collector."""
+    token = SignedToken(gateway[1], "http://instance.test", SystemClock())()
+    ours, theirs = f"ours-{uuid.uuid4().hex[:6]}", f"theirs-{uuid.uuid4().hex[:6]}"
+    assert (await post(instance, token, [event(ours), event(theirs, instance_id=OTHER)])).json()[
+        "stored"
+    ] == 2
+
+    async def users(**params: str) -> set[str]:
+        response = await report(instance, by="user", **params)
+        assert response.status_code == 200, response.text
+        return {row["key"] for row in response.json()["rows"]}
+
+    mine = await users()
+    assert ours in mine and theirs not in mine
+    assert (await report(instance)).json()["instance_id"] == INSTANCE
+    other = await users(instance_id=OTHER)
+    assert theirs in other and ours not in other
+    assert {ours, theirs} <= await users(instance_id="all")
+
+
+async def test_cli_report_of_an_instance_takes_only_its_gateway_events(gateway, instance, tmp_path):
+    """From a collector (here the same instance) or a JSONL sink, with the instance's own."""
+    from typer.testing import CliRunner
+
+    from codesuggest.cli import app
+
+    token = SignedToken(gateway[1], "http://instance.test", SystemClock())()
+    ours, theirs = f"ours-{uuid.uuid4().hex[:6]}", f"theirs-{uuid.uuid4().hex[:6]}"
+    events = [event(ours), event(theirs, instance_id=OTHER)]
+    await post(instance, token, events)
+    sink = tmp_path / "usage.jsonl"
+    sink.write_text("".join(e.model_dump_json() + "\n" for e in events))
+    base = ["usage", "report", "--instance", instance.url, "--token", "admin-pat", "--json"]
+    for extra in (
+        ["--collector", instance.url, "--collector-token", "admin-pat"],
+        ["--source", str(sink)],
+    ):
+        result = await asyncio.to_thread(CliRunner().invoke, app, base + extra)
+        assert result.exit_code == 0, result.output
+        document = json.loads(result.output)
+        keys = {row["key"] for row in document["rows"]}
+        assert ours in keys and theirs not in keys, extra
+        assert document["instance_id"] == INSTANCE
 
 
 async def test_an_instance_without_a_sink_answers_404(tmp_path):

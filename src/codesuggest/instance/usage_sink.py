@@ -211,9 +211,12 @@ class UsageSink:
                 )
         return len(rows), len(events) - len(rows)
 
-    def report(self, by: str, since: datetime | None, source: str = "all") -> list[dict[str, Any]]:
+    def report(
+        self, by: str, since: datetime | None, source: str = "all", instance_id: str | None = None
+    ) -> list[dict[str, Any]]:
         """`source`: `all`, `ide` (what IDEs reported, `POST /api/v4/usage_data/track_event`)
-        or `gateway` (what the gateway shipped)."""
+        or `gateway` (what the gateway shipped). `instance_id`: only that instance's events
+        (the gateway ships those of every instance it serves); None: every instance's."""
         t = usage_events.c
         key = {
             "user": t.global_user_id,
@@ -225,6 +228,8 @@ class UsageSink:
         query = select(key.label("key"), *columns).group_by(key)
         if since is not None:
             query = query.where(t.occurred_at >= _naive_utc(since))
+        if instance_id is not None:
+            query = query.where(t.instance_id == instance_id)
         if source == "ide":
             query = query.where(t.source == "ide")
         elif source == "gateway":

@@ -1,6 +1,6 @@
 """`codesuggest usage report`: usage per user, day, language or client, read from the JSONL
 sink (deduplicated by `event_id`), from an instance's `GET /api/v4/usage/report`, or both
-joined: the gateway's events from the sink with what IDEs reported to the instance."""
+joined: the gateway's events of that instance from the sink with what IDEs reported to it."""
 
 from __future__ import annotations
 
@@ -91,12 +91,18 @@ def group_key(event: dict[str, Any], by: GroupBy) -> str:
 
 
 def summarise(
-    events: Iterable[dict[str, Any]], by: GroupBy, since: datetime | None = None
+    events: Iterable[dict[str, Any]],
+    by: GroupBy,
+    since: datetime | None = None,
+    instance_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per group, each column counted by the rules of `common.usage.REPORT` (the
-    instance's report sums its stored events by the same rules)."""
+    instance's report sums its stored events by the same rules); with `instance_id`, only
+    that instance's events."""
     rows: dict[str, dict[str, Any]] = {}
     for event in dedupe(events):
+        if instance_id is not None and event.get("instance_id") != instance_id:
+            continue
         if since is not None:
             when = _timestamp(event)
             if when is None or when < since:
@@ -113,12 +119,20 @@ def totals(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def fetch_instance_report(
-    url: str, token: str, by: GroupBy, since: datetime | None, source: str = "all"
-) -> list[dict[str, Any]]:
-    """The instance's rows; `source="ide"` for only what IDEs reported to it."""
+    url: str,
+    token: str,
+    by: GroupBy,
+    since: datetime | None,
+    source: str = "all",
+    instance_id: str | None = None,
+) -> dict[str, Any]:
+    """The instance's report, `{"instance_id", "rows", ...}`: of its own events, or of those of
+    `instance_id` (`all`: every instance's); `source="ide"` for only what IDEs reported."""
     params = {"by": by.value, "source": source}
     if since is not None:
         params["since"] = since.isoformat()
+    if instance_id is not None:
+        params["instance_id"] = instance_id
     response = httpx.get(
         url.rstrip("/") + "/api/v4/usage/report",
         params=params,
@@ -127,7 +141,8 @@ def fetch_instance_report(
     )
     if response.status_code != 200:
         raise RuntimeError(f"instance answered {response.status_code}: {response.text[:300]}")
-    return response.json()["rows"]
+    report: dict[str, Any] = response.json()
+    return report
 
 
 def default_source() -> Path:
@@ -181,8 +196,8 @@ def report(
     ),
     instance: str = typer.Option(
         None,
-        help="Instance URL: read its usage_events instead; with --source or --collector, only "
-        "what IDEs reported to it, joined with the gateway's events from there.",
+        help="Instance URL: that instance's usage, from its usage_events; with --source or "
+        "--collector, what IDEs reported to it joined with its gateway events from there.",
     ),
     token: str = typer.Option(
         None, envvar="CODESUGGEST_USAGE_TOKEN", help="Admin PAT for --instance."
@@ -213,19 +228,25 @@ def report(
             raise typer.BadParameter("use either --source or --data-dir", param_hint="--source")
         source = in_data_dir(data_dir)
     rows: list[dict[str, Any]] = []
+    reported: dict[str, Any] = {"instance_id": None, "rows": []}
     try:
+        if instance:
+            # Joined with the gateway's events from elsewhere: only what IDEs reported here.
+            wanted = "ide" if source or collector else "all"
+            reported = fetch_instance_report(instance, token, by, since_at, wanted)
+        # The gateway's events are those of every instance it serves: with --instance, its own.
+        own = reported["instance_id"]
         if collector:
-            rows = fetch_instance_report(collector, collector_token, by, since_at, "gateway")
+            rows = fetch_instance_report(
+                collector, collector_token, by, since_at, "gateway", own or "all"
+            )["rows"]
         elif source or not instance:
             path = source or default_source()
             if not path.exists():
                 typer.echo(f"error: no usage file at {path}", err=True)
                 raise typer.Exit(1)
-            rows = summarise(read_jsonl(path), by, since_at)
-        if instance:
-            # Joined with the gateway's events from elsewhere: only what IDEs reported here.
-            wanted = "ide" if source or collector else "all"
-            rows = merge(rows, fetch_instance_report(instance, token, by, since_at, wanted))
+            rows = summarise(read_jsonl(path), by, since_at, own)
+        rows = merge(rows, reported["rows"])
     except (httpx.HTTPError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
@@ -233,6 +254,7 @@ def report(
         document = {
             "by": by.value,
             "since": since_at.isoformat() if since_at else None,
+            "instance_id": own,
             "rows": rows,
             "total": totals(rows),
         }
@@ -242,4 +264,5 @@ def report(
         where = " and ".join(
             str(place) for place in (collector or source, instance) if place is not None
         )
-        _render(rows, by, Console(), f"{since_text} in {where or default_source()}")
+        whose = f" of instance {own}" if own else ""
+        _render(rows, by, Console(), f"{whose}{since_text} in {where or default_source()}")

@@ -1,5 +1,8 @@
 """`POST /api/v4/usage/events` (the gateway's batches, with its signed token) and
-`GET /api/v4/usage/report` (administrators); both 404 when this instance takes no usage events."""
+`GET /api/v4/usage/report` (administrators); both 404 when this instance takes no usage events.
+
+The gateway ships the events of every instance it serves to its collector, so the report is
+of one instance's events: this instance's unless `instance_id` names another (or `all`)."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from codesuggest.common.logs import get_logger
 from codesuggest.common.strict_json import BadJson, parse_model
 from codesuggest.instance import errors
 from codesuggest.instance.routes.deps import Administrator, ContextDep
+from codesuggest.instance.store import application_settings
 from codesuggest.instance.usage_sink import EventBatch, UsageSink
 from codesuggest.tokens.errors import TokenError
 
@@ -31,6 +35,14 @@ def running_sink(context: ContextDep) -> UsageSink:
 
 
 Sink = Annotated[UsageSink, Depends(running_sink)]
+
+
+def own_instance_id(context: ContextDep) -> str:
+    with context.store.session() as session:
+        return application_settings(session).instance_uuid
+
+
+OwnInstanceId = Annotated[str, Depends(own_instance_id)]
 
 
 @router.post("/events")
@@ -56,10 +68,19 @@ async def receive_events(request: Request, sink: Sink) -> JSONResponse:
 async def usage_report(
     sink: Sink,
     _admin: Administrator,
+    own: OwnInstanceId,
     by: Literal["user", "day", "language", "client"] = Query("user"),
     since: datetime | None = Query(None),
     source: Literal["all", "ide", "gateway"] = Query("all"),
+    instance_id: str | None = Query(
+        None,
+        min_length=1,
+        max_length=64,
+        description="Whose events: an instance id, or `all`; default this instance's",
+    ),
 ) -> JSONResponse:
-    rows = await to_thread.run_sync(sink.report, by, since, source)
+    instance_id = instance_id or own
+    wanted = None if instance_id == "all" else instance_id
+    rows = await to_thread.run_sync(sink.report, by, since, source, wanted)
     body = {"by": by, "since": since.isoformat() if since else None, "source": source}
-    return JSONResponse(body | {"rows": rows})
+    return JSONResponse(body | {"instance_id": instance_id, "rows": rows})

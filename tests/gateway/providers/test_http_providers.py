@@ -130,13 +130,17 @@ async def test_openai_chat_stream_yields_the_code_block(oai):
     assert "".join(pieces) == "return a + b\n"
 
 
+async def answer(provider, model: str, params: Params, stream: bool) -> str:  # type: ignore[no-untyped-def]
+    """The provider's text for PROMPT, streamed or in one answer."""
+    if stream:
+        return "".join([p async for p in provider.stream(PROMPT, model, params)])
+    return (await provider.complete(PROMPT, model, params)).text
+
+
 @pytest.mark.parametrize("stream", [False, True])
 async def test_llamacpp_infill_api(oai, stream):
     provider = openai(oai, api="infill", models=("any-gguf",))
-    if stream:
-        text = "".join([p async for p in provider.stream(PROMPT, "any-gguf", PARAMS)])
-    else:
-        text = (await provider.complete(PROMPT, "any-gguf", PARAMS)).text
+    text = await answer(provider, "any-gguf", PARAMS, stream)
     await provider.aclose()
     assert text == "return a + b"
     sent = oai.requests[-1]
@@ -149,10 +153,7 @@ async def test_llamacpp_infill_api(oai, stream):
 async def test_mistral_fim_api(oai, stream):
     provider = openai(oai, api="fim", models=("codestral-latest",), fim_template="suffix")
     params = Params(max_tokens=16, temperature=0.0, mode="mid_line")
-    if stream:
-        text = "".join([p async for p in provider.stream(PROMPT, "codestral-latest", params)])
-    else:
-        text = (await provider.complete(PROMPT, "codestral-latest", params)).text
+    text = await answer(provider, "codestral-latest", params, stream)
     await provider.aclose()
     assert text == "return a + b"
     sent = oai.requests[-1]
@@ -165,10 +166,7 @@ async def test_mistral_fim_api(oai, stream):
 async def test_ollama_native_api_sends_the_raw_fim_prompt(oai, stream):
     model = "qwen2.5-coder:1.5b-base"
     provider = openai(oai, api="ollama", models=(model,))
-    if stream:
-        text = "".join([p async for p in provider.stream(PROMPT, model, PARAMS)])
-    else:
-        text = (await provider.complete(PROMPT, model, PARAMS)).text
+    text = await answer(provider, model, PARAMS, stream)
     await provider.aclose()
     assert text == "return a + b"
     sent = oai.requests[-1]

@@ -134,12 +134,15 @@ class Stack:
 
 def benchmark_stack(tmp: Path) -> Stack:
     """A stack under `tmp` on free ports for benchmarks: the client config goes to `tmp` too,
-    and since one demo user sends every request, the instance's per-user limits are lifted."""
+    and since one demo user sends every request, the instance's and the gateway's per-user
+    rate limits are lifted."""
     os.environ["CODESUGGEST_CONFIG_DIR"] = str(tmp / "client")
     env = dict(
         os.environ,
         CODESUGGEST_INSTANCE_COMPLETIONS_PER_MINUTE="1000000",
         CODESUGGEST_INSTANCE_DIRECT_ACCESS_PER_MINUTE="1000000",
+        CODESUGGEST_GATEWAY_FAIRNESS__USER_RATE="1000000",
+        CODESUGGEST_GATEWAY_FAIRNESS__USER_BURST="1000000",
     )
     return Stack(tmp / "stack", free_port_base(), env)
 

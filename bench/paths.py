@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,7 @@ class DelayRelay:
         self.one_way = one_way
         self.sock = bind("127.0.0.1", 0)
         self.port = self.sock.getsockname()[1]
+        self.accepted = 0  # connections opened through this hop
 
     @property
     def url(self) -> str:
@@ -55,6 +57,10 @@ class DelayRelay:
             await server.serve_forever()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # The client's connect returned at once; over the emulated link its handshake would
+        # take one RTT, and nothing it sends could leave before then.
+        handshake_done = asyncio.get_running_loop().time() + 2 * self.one_way
+        self.accepted += 1
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:
@@ -65,31 +71,51 @@ class DelayRelay:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
         await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            self._pipe(reader, up_writer, handshake_done),
+            self._pipe(up_reader, writer),
+            return_exceptions=True,
         )
 
-    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, not_before: float = 0.0
+    ) -> None:
+        """Copy `source` to `sink`, each chunk `one_way` after it was read (or after
+        `not_before`); b"" in `pending` stands for the end of the stream."""
         loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+        pending: deque[tuple[float, bytes]] = deque()
+        arrived = asyncio.Event()
 
         async def deliver() -> None:
             while True:
-                due, chunk = await queue.get()
-                wait = due - loop.time()
+                while not pending:
+                    arrived.clear()
+                    await arrived.wait()
+                wait = pending[0][0] - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                if not chunk:
+                # Whatever else is due goes in the same write: chunks sent together arrive
+                # together, as over a link, however late this loop woke up.
+                now, batch = max(loop.time(), pending[0][0]), []
+                while pending and pending[0][0] <= now:
+                    batch.append(pending.popleft()[1])
+                if any(batch):
+                    sink.write(b"".join(batch))
+                    await sink.drain()
+                if not batch[-1]:
                     sink.close()
                     return
-                sink.write(chunk)
-                await sink.drain()
 
         sender = asyncio.create_task(deliver())
+
+        def put(chunk: bytes) -> None:
+            pending.append((max(loop.time(), not_before) + self.one_way, chunk))
+            arrived.set()
+
         try:
             while chunk := await source.read(65536):
-                queue.put_nowait((loop.time() + self.one_way, chunk))
+                put(chunk)
         finally:
-            queue.put_nowait((loop.time() + self.one_way, b""))
+            put(b"")
             await sender
 
 
@@ -112,7 +138,18 @@ def stats(samples: list[float]) -> dict[str, float]:
     }
 
 
-def measure(instance_url: str, pat: str, rounds: int, warmup: int) -> dict[str, Any]:
+def gateway_total(reply: httpx.Response) -> float | None:
+    """The gateway's own time (ms) from its Server-Timing `total`, which the instance passes on."""
+    for metric in reply.headers.get("server-timing", "").split(","):
+        name, _, duration = metric.strip().partition(";dur=")
+        if name == "total" and duration:
+            return float(duration)
+    return None
+
+
+def measure(
+    instance_url: str, pat: str, rounds: int, warmup: int, relays: dict[str, DelayRelay]
+) -> dict[str, Any]:
     with httpx.Client(timeout=60.0) as http:
         details = http.post(
             f"{instance_url}/api/v4/code_suggestions/direct_access",
@@ -132,8 +169,12 @@ def measure(instance_url: str, pat: str, rounds: int, warmup: int) -> dict[str, 
             return http.post(monolith_url, headers={"PRIVATE-TOKEN": pat}, json=monolith_body)
 
         samples: dict[str, list[float]] = {"direct": [], "monolith": []}
+        at_gateway: dict[str, list[float]] = {"direct": [], "monolith": []}
         texts: set[str] = set()
+        opened: dict[str, int] = {}
         for index in range(warmup + rounds):
+            if index == warmup:
+                opened = {hop: relay.accepted for hop, relay in relays.items()}
             order = [("direct", direct), ("monolith", monolith)]
             if index % 2:
                 order.reverse()  # neither path always runs on a just-warmed gateway
@@ -146,6 +187,8 @@ def measure(instance_url: str, pat: str, rounds: int, warmup: int) -> dict[str, 
                 texts.add(choices[0]["text"] if choices else "")
                 if index >= warmup:
                     samples[name].append(elapsed)
+                    if (total := gateway_total(reply)) is not None:
+                        at_gateway[name].append(total)
     direct_stats, monolith_stats = stats(samples["direct"]), stats(samples["monolith"])
     return {
         "direct_ms": direct_stats,
@@ -153,7 +196,21 @@ def measure(instance_url: str, pat: str, rounds: int, warmup: int) -> dict[str, 
         "ratio_p50_monolith_over_direct": round(monolith_stats["p50"] / direct_stats["p50"], 3),
         "ratio_p95_monolith_over_direct": round(monolith_stats["p95"] / direct_stats["p95"], 3),
         "saved_p50_ms": round(monolith_stats["p50"] - direct_stats["p50"], 2),
+        "gateway_total_p50_ms": {
+            name: round(statistics.median(values), 2)
+            for name, values in at_gateway.items()
+            if values
+        },
         "same_suggestion_both_paths": len(texts) == 1,
+        **(
+            {
+                "connections_opened_while_measuring": {
+                    hop: relay.accepted - opened[hop] for hop, relay in relays.items()
+                }
+            }
+            if relays
+            else {}
+        ),
     }
 
 
@@ -161,20 +218,20 @@ def run(rounds: int, warmup: int, rtt_ms: tuple[float, float, float] | None) -> 
     result: dict[str, Any] = {"benchmark": "paths", "rounds": rounds, "engine": "embedded"}
     with tempfile.TemporaryDirectory(prefix="codesuggest-bench-") as tmp:
         stack = benchmark_stack(Path(tmp))
-        relays: list[DelayRelay] = []
+        relays: dict[str, DelayRelay] = {}
         if rtt_ms is not None:
             client_instance, instance_gateway, client_gateway = (ms / 2000 for ms in rtt_ms)
             layout = stack.layout
-            relays = [
-                DelayRelay(layout.port("self-managed"), client_instance),
-                DelayRelay(layout.port("gateway"), instance_gateway),
-                DelayRelay(layout.port("gateway"), client_gateway),
-            ]
-            start_relays(relays)
+            relays = {
+                "client_instance": DelayRelay(layout.port("self-managed"), client_instance),
+                "instance_gateway": DelayRelay(layout.port("gateway"), instance_gateway),
+                "client_gateway": DelayRelay(layout.port("gateway"), client_gateway),
+            }
+            start_relays(list(relays.values()))
             stack.overrides = {
                 "self-managed": {
-                    "CODESUGGEST_INSTANCE_GATEWAY_URL": relays[1].url,
-                    "CODESUGGEST_INSTANCE_EDGE_URL": relays[2].url,
+                    "CODESUGGEST_INSTANCE_GATEWAY_URL": relays["instance_gateway"].url,
+                    "CODESUGGEST_INSTANCE_EDGE_URL": relays["client_gateway"].url,
                 }
             }
             result["rtt_ms"] = {
@@ -187,9 +244,11 @@ def run(rounds: int, warmup: int, rtt_ms: tuple[float, float, float] | None) -> 
             result["emulation"] = "none (loopback)"
         try:
             stack.up()
-            instance_url = relays[0].url if relays else stack.layout.url("self-managed")
+            instance_url = (
+                relays["client_instance"].url if relays else stack.layout.url("self-managed")
+            )
             pat = stack.state["instances"]["self-managed"]["user_pat"]
-            result.update(measure(instance_url, pat, rounds, warmup))
+            result.update(measure(instance_url, pat, rounds, warmup, relays))
         finally:
             stack.down()
     return result

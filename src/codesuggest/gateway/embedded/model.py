@@ -99,6 +99,7 @@ class KNModel:
             for n in range(1, ORDER + 1)
         }
         self.top_unigrams = arrays["top_unigrams"]
+        self._top: dict[tuple[int, int, int], np.ndarray] = {}  # see _successors
 
     # ----------------------------------------------------------------- lookups
     def id_of(self, tok: str) -> int:
@@ -120,15 +121,28 @@ class KNModel:
     def candidates(self, ctxs: list[tuple[int, int, int]], per_order: int = 24) -> np.ndarray:
         parts = [self.top_unigrams]
         for n, _ck, j in ctxs:
-            if n == 1:
-                continue
-            lo, hi = int(self.cs[n][j]), int(self.cs[n][j + 1])
-            keys = self.k[n][lo:hi]
-            if hi - lo > per_order:
-                top = np.argpartition(self.c[n][lo:hi], -per_order)[-per_order:]
-                keys = keys[top]
-            parts.append((keys & np.uint64(ID_MASK)).astype(np.int64))
+            if n > 1:
+                parts.append(self._successors(n, j, per_order))
         return np.unique(np.concatenate(parts))
+
+    def _successors(self, n: int, j: int, per_order: int) -> np.ndarray:
+        """Ids of the `per_order` most frequent successors of context `j` of order `n`.
+
+        Selecting them in a range of thousands costs more than the rest of a decoding step,
+        and the contexts that have more than `per_order` successors are few (about 2,600 in
+        the stdlib tables) and recur, so their selection is kept: at most ~0.5 MB.
+        """
+        lo, hi = int(self.cs[n][j]), int(self.cs[n][j + 1])
+        if hi - lo <= per_order:
+            return (self.k[n][lo:hi] & np.uint64(ID_MASK)).astype(np.int64)
+        key = (n, j, per_order)
+        ids = self._top.get(key)
+        if ids is None:
+            top = np.argpartition(self.c[n][lo:hi], -per_order)[-per_order:]
+            ids = (self.k[n][lo:hi][top] & np.uint64(ID_MASK)).astype(np.int64)
+            ids.flags.writeable = False
+            self._top[key] = ids
+        return ids
 
     def prob(self, ctxs: list[tuple[int, int, int]], cand: np.ndarray) -> np.ndarray:
         """Interpolated KN probability of each id in ``cand`` (ids >= size get ~0)."""

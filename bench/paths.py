@@ -2,7 +2,9 @@
 over the monolith path (client -> instance -> gateway), interleaved in one run, on the
 embedded stack (real processes, embedded engine).
 
-Prints one JSON object: per path p50/p95/mean in ms, their ratio and the saving.
+Prints one JSON object: per path p50/p95/mean in ms, their ratio, the saving, and each path's
+gateway time (the p50 of the gateway's Server-Timing `total`, which the instance passes on):
+the rest of a path's time is the network, the client and, on the monolith path, the instance.
 
     .venv/bin/python bench/paths.py [--rounds 200]
     .venv/bin/python bench/paths.py --rtt-ms 20,40,20
@@ -12,7 +14,14 @@ With --rtt-ms each hop gets that round-trip time added. The preferred emulation 
 on veth pairs between network namespaces, but it needs the kernel's sch_netem; where that is
 missing (as in many containers) this benchmark always uses what works everywhere: a TCP relay
 per hop on loopback that holds every chunk for half the RTT in each direction (netem's
-`delay`, without jitter, loss or rate limits). The JSON says which emulation ran.
+`delay`, without jitter, loss or rate limits). Like a link, the relay
+- delays bytes, not messages: chunks that fall due together go out in one write, so a request
+  sent as headers then body pays the delay once, as two packets on a link would;
+- charges a new connection its handshake: what a client sends on a connection leaves no
+  earlier than one RTT after the connect (the relay itself accepts at once on loopback, so
+  without this a client opening a connection per request would pay nothing for it).
+The JSON says which emulation ran and how many connections each hop opened while measuring
+(0 when every connection is reused).
 """
 
 from __future__ import annotations

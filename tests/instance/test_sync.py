@@ -199,7 +199,9 @@ def test_unknown_license_changes_nothing(store, settings, logs) -> None:  # type
 def test_portal_down_changes_nothing(store, settings, logs) -> None:  # type: ignore[no-untyped-def]
     url = f"http://127.0.0.1:{free_port()}"
     result = _failing(store, settings, ManualClock(), logs, portal_url=url)
-    assert "unreachable" in result.reason
+    assert result.reason == f"portal at {url} unreachable (ConnectError)"
+    logged = [line for line in logs.lines if "token sync failed" in line]
+    assert len(logged) == 1 and url in logged[0]
 
 
 def test_portal_timeout_changes_nothing(store, settings, logs) -> None:  # type: ignore[no-untyped-def]
@@ -212,7 +214,7 @@ def test_portal_timeout_changes_nothing(store, settings, logs) -> None:  # type:
         )
     finally:
         slow.stop()
-    assert "timed out" in result.reason
+    assert result.reason == f"portal at {slow.url} timed out (ReadTimeout)"
 
 
 def test_scheduler_retries_with_back_off_until_the_portal_answers(store, settings, portal) -> None:  # type: ignore[no-untyped-def]
@@ -287,3 +289,91 @@ def test_the_server_runs_the_sync_job_on_start(settings, portal, tmp_path: Path)
             what="the sync job to store a token",
         )
     app.state.ctx.store.dispose()
+
+
+def _readiness(client: httpx.Client) -> httpx.Response:
+    return client.get("/monitoring/ready")
+
+
+def test_not_ready_until_the_first_token_then_ready_through_failed_syncs(  # type: ignore[no-untyped-def]
+    portal, tmp_path: Path
+) -> None:
+    from codesuggest.instance.app import create_app
+
+    clock = ManualClock()
+    license_key, _ = portal.new_license()
+    portal.server.stop()
+    app = create_app(
+        InstanceSettings(
+            database_url=f"sqlite:///{tmp_path / 'ready.db'}",
+            data_dir=tmp_path,
+            secret="ready-test-secret-0123456789abcdef",
+            portal_url=portal.server.url,
+            license_key=license_key,
+            sync_retry_initial=0.05,
+            sync_interval=0.05,
+        ),
+        clock,
+    )
+    try:
+        with ServerThread(app) as server, httpx.Client(base_url=server.url) as client:
+            wait_until(lambda: "sync failed" in _readiness(client).text, what="a failed sync")
+            down = _readiness(client)
+            assert down.status_code == 503 and down.headers["retry-after"] == "5"
+            assert down.json() == {
+                "status": "not ready",
+                "realm": "self-managed",
+                "instance_token": False,
+                "error": "no instance token: the last token sync failed: "
+                f"portal at {portal.server.url} unreachable (ConnectError)",
+            }
+            portal.server.start()  # the same port
+            wait_until(lambda: _readiness(client).status_code == 200, what="readiness")
+            assert _readiness(client).json() == {
+                "status": "ok",
+                "realm": "self-managed",
+                "instance_token": True,
+            }
+            # The portal goes away again and the token nears its refresh: syncs fail, but the
+            # live token keeps the instance ready, and the body says what failed.
+            portal.server.stop()
+            clock.advance(1.1 * DAY)
+            wait_until(lambda: "sync_error" in _readiness(client).json(), what="a failed sync")
+            held = _readiness(client)
+            assert held.status_code == 200 and held.json()["instance_token"] is True
+            assert portal.server.url in held.json()["sync_error"]
+    finally:
+        if portal.server._server is None:
+            portal.server.start()
+        app.state.ctx.store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({}, "no license key configured (CODESUGGEST_INSTANCE_LICENSE_KEY)"),
+        (
+            {"license_key": "cslk_unused", "sync_enabled": False},
+            "the token sync is off here: run `codesuggest instance sync`",
+        ),
+    ],
+)
+def test_not_ready_without_a_way_to_get_a_token(tmp_path: Path, changes, why: str) -> None:  # type: ignore[no-untyped-def]
+    from codesuggest.instance.app import create_app
+
+    app = create_app(
+        InstanceSettings(
+            database_url=f"sqlite:///{tmp_path / 'none.db'}",
+            data_dir=tmp_path,
+            secret="none-test-secret-0123456789abcdef",
+            portal_url=f"http://127.0.0.1:{free_port()}",
+            **changes,
+        )
+    )
+    try:
+        with ServerThread(app) as server, httpx.Client(base_url=server.url) as client:
+            reply = _readiness(client)
+        assert reply.status_code == 503
+        assert reply.json()["error"] == f"no instance token: {why}"
+    finally:
+        app.state.ctx.store.dispose()

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
+from codesuggest.common import ports
 from codesuggest.common.data_dir import make_private
 from codesuggest.common.logs import configure
 from codesuggest.gateway.workers import available_cores, serve_one, serve_workers
 from codesuggest.tokens import PrivateKey
+
+PUBLIC_URL_ENV = "CODESUGGEST_GATEWAY_PUBLIC_URL"
 
 app = typer.Typer(help="The AI gateway: token authority and completions.", no_args_is_help=True)
 keys_app = typer.Typer(help="The gateway's own signing keys.", no_args_is_help=True)
@@ -17,7 +22,7 @@ app.add_typer(keys_app, name="keys")
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8183, help="Port to listen on."),
+    port: int = typer.Option(ports.GATEWAY, help="Port to listen on."),
     workers: int = typer.Option(
         0,
         min=0,
@@ -25,9 +30,12 @@ def serve(
         "metrics and the signing key are shared by all of them.",
     ),
 ) -> None:
-    """Run the gateway (configured by CODESUGGEST_GATEWAY_* environment variables)."""
+    """Run the gateway (configured by CODESUGGEST_GATEWAY_* environment variables; without
+    CODESUGGEST_GATEWAY_PUBLIC_URL its URL is the address it listens on)."""
     from codesuggest.gateway.settings import GatewaySettings
 
+    # Through the environment, which the worker processes inherit.
+    os.environ.setdefault(PUBLIC_URL_ENV, ports.local_url(port, host))
     settings = GatewaySettings()
     configure(settings.log_level)
     make_private(settings.data_dir)

@@ -9,6 +9,7 @@ from platformdirs import user_data_dir
 from pydantic import AliasChoices, BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codesuggest.common import ports
 from codesuggest.gateway.completions.settings import CompletionsSettings
 from codesuggest.gateway.fairness import FairnessSettings
 from codesuggest.gateway.usage.settings import UsageSettings
@@ -29,7 +30,7 @@ class GatewaySettings(BaseSettings):
     )
 
     service_name: str = DEFAULT_SERVICE_NAME
-    public_url: str = "http://127.0.0.1:8183"
+    public_url: str = ports.local_url(ports.GATEWAY)
     trusted_issuers: list[TrustedIssuer] = []
     data_dir: Path = Path(user_data_dir("codesuggest")) / "gateway"
     # The key that signs user tokens, and an older one still accepted during rotation.

@@ -14,7 +14,7 @@ import httpx
 import typer
 import uvicorn
 
-from codesuggest.common import logs
+from codesuggest.common import logs, ports
 from codesuggest.common.data_dir import make_private
 from codesuggest.common.serving import server_config
 from codesuggest.instance import admin, keys, seats, sign_in
@@ -71,14 +71,17 @@ def _run(action: Callable[[Any], T]) -> T:
 @app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8082, help="Port to listen on."),
+    port: int = typer.Option(ports.INSTANCE, help="Port to listen on."),
     log_level: str = typer.Option("info"),
 ) -> None:
-    """Run the instance (settings from CODESUGGEST_INSTANCE_* env vars)."""
+    """Run the instance (settings from CODESUGGEST_INSTANCE_* env vars; without
+    CODESUGGEST_INSTANCE_URL its URL is the address it listens on)."""
     from codesuggest.instance.app import create_app
 
     logs.configure(log_level)
     settings = InstanceSettings()
+    if "url" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"url": ports.local_url(port, host)})
     make_private(settings.data_dir)
     uvicorn.Server(server_config(create_app(settings), host, port, log_level)).run()
 

@@ -12,6 +12,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codesuggest.common import ports
 from codesuggest.tokens import REALM_SELF_MANAGED
 
 Realm = Literal["saas", "self-managed"]
@@ -54,8 +55,9 @@ def _default_data_dir() -> Path:
 class InstanceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CODESUGGEST_INSTANCE_", extra="ignore")
 
-    url: str = "http://127.0.0.1:8082"
-    """The instance's own public URL: `iss` of every token it signs (SaaS)."""
+    url: str = ports.local_url(ports.INSTANCE)
+    """The instance's own public URL: `iss` of every token it signs (SaaS). `instance serve`
+    without it: the address it listens on."""
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = Field(
         default=None,
@@ -68,12 +70,12 @@ class InstanceSettings(BaseSettings):
     """The GitLab release whose API this instance answers like: IDEs gate features on it
     (direct access from 17.2, the Duo feature queries from 17.9, connection details from 18.3)."""
     revision: str = "codesuggest"
-    gateway_url: str = "http://127.0.0.1:8084"
+    gateway_url: str = ports.local_url(ports.GATEWAY)
     edge_url: str | None = None
     allowed_gateway_urls: list[str] = []
     """Further URLs an admin may set as `gateway_url`/`edge_url` through the API (the instance
     token goes there); `gateway_url` and `edge_url` above are always allowed."""
-    portal_url: str = "http://127.0.0.1:8081"
+    portal_url: str = ports.local_url(ports.PORTAL)
     license_key: str | None = None
     redis_url: str | None = Field(
         default=None,

@@ -110,9 +110,10 @@ async def _ask_portal(
 ) -> PortalAnswer:
     """The `serviceToken` object and the licensed seats, or raise SyncFailed with a log-safe
     reason."""
+    portal = settings.portal_url.rstrip("/")
     try:
         response = await http.post(
-            f"{settings.portal_url.rstrip('/')}/graphql",
+            f"{portal}/graphql",
             json={
                 "query": QUERY,
                 "variables": {"licenseKey": settings.license_key, "gitlabVersion": version},
@@ -121,11 +122,11 @@ async def _ask_portal(
             timeout=settings.portal_timeout,
         )
     except httpx.TimeoutException as exc:
-        raise SyncFailed(f"portal timed out ({type(exc).__name__})") from exc
+        raise SyncFailed(f"portal at {portal} timed out ({type(exc).__name__})") from exc
     except httpx.HTTPError as exc:
-        raise SyncFailed(f"portal unreachable ({type(exc).__name__})") from exc
+        raise SyncFailed(f"portal at {portal} unreachable ({type(exc).__name__})") from exc
     if response.status_code != 200:
-        raise SyncFailed(f"portal answered HTTP {response.status_code}")
+        raise SyncFailed(f"portal at {portal} answered HTTP {response.status_code}")
     try:
         body = response.json()
     except ValueError as exc:

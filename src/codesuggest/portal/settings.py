@@ -10,10 +10,11 @@ from platformdirs import user_data_path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from codesuggest.common import ports
 from codesuggest.common.sealing import new_secret
 from codesuggest.tokens.claims import DEFAULT_SERVICE_NAME
 
-DEFAULT_PORT = 8180
+DEFAULT_PORT = ports.PORTAL
 SECRET_FILE = "portal.secret"
 
 
@@ -27,7 +28,7 @@ class PortalSettings(BaseSettings):
     )
 
     url: str = Field(
-        default=f"http://127.0.0.1:{DEFAULT_PORT}",
+        default=ports.local_url(DEFAULT_PORT),
         description="Public base URL: the `iss` of every token the portal signs.",
     )
     data_dir: Path = Field(default_factory=_default_data_dir)

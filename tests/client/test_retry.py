@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from client.test_behaviour import REQUEST, make_client
+from client.test_behavior import REQUEST, make_client
 from codesuggest.client.details import ConnectionDetails
 from codesuggest.client.transports import PathFailed, post_direct
 

@@ -147,7 +147,7 @@ def test_the_admin_signs_in_with_the_first_password_and_every_page_renders(
 
     admin_page.goto(url(stack, "/admin/dashboard"))
     expect(admin_page.locator("#empty-usage")).to_contain_text("No completions recorded")
-    expect(admin_page.locator("#seat-utilisation")).to_have_text("2 / 10")
+    expect(admin_page.locator("#seat-utilization")).to_have_text("2 / 10")
     shots(admin_page, "02-dashboard-empty")
     for name, heading in (
         ("users", "Users"),
@@ -232,12 +232,12 @@ def test_a_user_made_on_the_pages_gets_a_pat_and_a_seat_and_direct_access_until_
     assert refused.status_code == 403 and "seat" in refused.text
 
     admin_page.goto(url(stack, "/admin/seats"))
-    held = int(admin_page.locator(".utilisation strong").first.inner_text())
+    held = int(admin_page.locator(".utilization strong").first.inner_text())
     admin_page.select_option("#assign-seat select[name=username]", "ana")
     admin_page.click("#assign-seat button[type=submit]")
     expect(admin_page.locator(".purchase tr[data-username=ana]")).to_have_count(1)
-    expect(admin_page.locator(".utilisation")).to_contain_text(f"{held + 1} of 10 seats assigned")
-    expect(admin_page.locator(".utilisation .licensed")).to_contain_text("the license allows 10")
+    expect(admin_page.locator(".utilization")).to_contain_text(f"{held + 1} of 10 seats assigned")
+    expect(admin_page.locator(".utilization .licensed")).to_contain_text("the license allows 10")
     shots(admin_page, "06-seats")
 
     allowed = httpx.post(direct_access, headers={"PRIVATE-TOKEN": token})

@@ -134,7 +134,7 @@ async def test_seat_removed_refuses_direct_access(stack: Stack, realm: str) -> N
     assert "seat" in failed.message.lower()
 
 
-async def test_seat_removed_client_ends_not_authorised(stack: Stack) -> None:
+async def test_seat_removed_client_ends_not_authorized(stack: Stack) -> None:
     statuses, failed = await seat_removed_scenario(stack, "self-managed", "seat-final")
     assert failed.state == "unauthorized" and statuses.last == "unauthorized", statuses.seen
 

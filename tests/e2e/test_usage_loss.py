@@ -28,7 +28,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from codesuggest.common.serving import bind
-from codesuggest.gateway.usage.report import GroupBy, summarise
+from codesuggest.gateway.usage.report import GroupBy, summarize
 from codesuggest.tokens import (
     COMPLETE_CODE,
     GENERATE_CODE,
@@ -333,6 +333,6 @@ async def test_no_usage_lost_across_gateway_kills_and_collector_outages(tmp_path
     assert paths == answered
     assert "monolith" in paths.values() and "direct" in paths.values()
     # The telemetry piggyback: accepted counts appear in the report for the right user.
-    rows = {row["key"]: row for row in summarise(collector.events.values(), GroupBy.user)}
+    rows = {row["key"]: row for row in summarize(collector.events.values(), GroupBy.user)}
     assert rows[telemetry_user]["accepted"] == 5
     assert all(rows[u]["accepted"] == 0 for u in clients.users[1:])

@@ -1,6 +1,6 @@
 """The usage dashboard's numbers from known usage events, on SQLite and PostgreSQL: only this
 instance's events in the window count, percentiles by the nearest-rank method, feedback per
-language and client, seat utilisation. (The pages in a browser: tests/e2e/test_admin_pages.py.)"""
+language and client, seat utilization. (The pages in a browser: tests/e2e/test_admin_pages.py.)"""
 
 from __future__ import annotations
 

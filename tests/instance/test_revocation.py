@@ -361,7 +361,7 @@ def test_forged_and_replayed_pushes_are_refused(rs: Replicated) -> None:
     replica_store = rs.replica_app.state.ctx.revocations  # type: ignore[attr-defined]
     deadline = time.monotonic() + 20
     while replica_store._void.get((other, gid)) is None:
-        assert time.monotonic() < deadline, "the replica never learnt of the push"
+        assert time.monotonic() < deadline, "the replica never learned of the push"
         time.sleep(0.05)
     assert served_by_both(rs, live)
 
@@ -377,7 +377,7 @@ def test_forged_and_replayed_pushes_are_refused(rs: Replicated) -> None:
     assert claims["iat"] >= now - 600
 
 
-async def test_a_refused_token_costs_the_client_one_direct_access_ending_not_authorised(
+async def test_a_refused_token_costs_the_client_one_direct_access_ending_not_authorized(
     rs: Replicated,
 ) -> None:
     stack = rs.stack

@@ -7,7 +7,7 @@ import stat
 
 from sqlalchemy import create_engine, inspect, text
 
-from codesuggest.common.db import normalise_url
+from codesuggest.common.db import normalize_url
 from codesuggest.common.sealing import Sealer
 from codesuggest.tokens import PrivateKey
 from portal.helpers import Portal, start_portal
@@ -15,7 +15,7 @@ from portal.helpers import Portal, start_portal
 
 def dump_database(url: str) -> dict[str, list[tuple]]:
     """Every row of every table, read with a separate engine (no portal code involved)."""
-    engine = create_engine(normalise_url(url))
+    engine = create_engine(normalize_url(url))
     try:
         with engine.connect() as conn:
             return {

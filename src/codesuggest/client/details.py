@@ -7,7 +7,7 @@ off still refreshes in time. Refresh is due at 80% of the lifetime and never lat
 before expiry; one fetch is in flight at a time, and once warm a completion never waits for
 one. A refused fetch (403 "Direct connections are disabled", 401) sends completions through
 the monolith and is retried only after a back-off of 10 minutes that grows to 1 hour;
-429 honours `Retry-After`.
+429 honors `Retry-After`.
 """
 
 from __future__ import annotations
@@ -56,10 +56,9 @@ class ConnectionDetails:
 
 @dataclass
 class FetchStats:
-    """What `direct_access` calls happened, for the CLI's timings and for tests."""
+    """What `direct_access` calls happened, and the last one's status (tests read them)."""
 
     calls: int = 0
-    last_seconds: float = 0.0
     last_status: int | None = None
     history: list[float] = field(default_factory=list)  # local clock of each call
 
@@ -135,8 +134,6 @@ class DetailsManager:
         self.stats.calls += 1
         self.stats.history.append(started)
         body = {"project_path": self._project_path} if self._project_path else None
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
         try:
             response = await self._http.post(
                 self._instance_url + DIRECT_ACCESS_PATH,
@@ -144,7 +141,6 @@ class DetailsManager:
                 json=body,
             )
         except httpx.HTTPError as exc:
-            self.stats.last_seconds = loop.time() - t0
             self.stats.last_status = None
             self._blocked_until = self._clock.now() + FAILURE_RETRY
             self._on_status(
@@ -153,7 +149,6 @@ class DetailsManager:
                 "stack running? `codesuggest up` starts it on this machine)",
             )
             return self._still_usable()
-        self.stats.last_seconds = loop.time() - t0
         self.stats.last_status = response.status_code
         now = self._clock.now()
         if response.status_code in (200, 201):

@@ -220,7 +220,7 @@ class SuggestionClient:
             raise CompletionFailed("unauthorized", str(exc)) from exc
         except Refused as exc:
             if exc.status == 403:  # no seat, or a token without the needed scope
-                self._status("unauthorized", f"not authorised for code suggestions: {exc.message}")
+                self._status("unauthorized", f"not authorized for code suggestions: {exc.message}")
                 raise CompletionFailed("unauthorized", str(exc)) from exc
             self._status("error", f"the instance could not serve the request: {exc}")
             raise CompletionFailed("error", str(exc)) from exc

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-# The `purpose` claim of the gateway-signed token that authorises a batch of events.
+# The `purpose` claim of the gateway-signed token that authorizes a batch of events.
 TOKEN_PURPOSE = "usage_events"
 
 EventName = Literal[
@@ -108,9 +108,6 @@ REPORT = {
 }
 # What `codesuggest usage report` prints and `GET /api/v4/usage/report` answers, in order.
 REPORT_COLUMNS = tuple(REPORT)
-GROUPS = ("user", "day", "language", "client")
-"""What rows can be grouped by; `client` is the User-Agent the gateway and the instance saw
-(the GitLab Language Server's names its version and the editor)."""
 
 
 def acceptance_rate(row: Mapping[str, Any]) -> float | None:

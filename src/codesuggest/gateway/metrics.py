@@ -57,7 +57,7 @@ class GatewayMetrics:
         )
 
     def observe_request(self, route: str, status: int, seconds: float) -> None:
-        """One answered request (labelled children cached: no label lookup per request)."""
+        """One answered request (labeled children cached: no label lookup per request)."""
         key = (route, status)
         counter = self._requests.get(key)
         if counter is None:

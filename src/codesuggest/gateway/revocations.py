@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -177,8 +176,6 @@ class Revocations:
         self._void: dict[Key, int] = {}
         self._version: object = None
         self._task: asyncio.Task[None] | None = None
-        self.synced_at: float | None = None
-        """Monotonic time of the last successful copy from the backend."""
 
     def is_revoked(self, claims: Mapping[str, Any]) -> bool:
         """The hot path: True when the user token's `iat` is before its user's revocation."""
@@ -217,7 +214,6 @@ class Revocations:
         if version is None or version != self._version:
             self._merge(await self.backend.entries(horizon))
             self._version = version
-        self.synced_at = time.monotonic()
 
     async def start(self) -> None:
         try:

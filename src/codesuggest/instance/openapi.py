@@ -1,5 +1,5 @@
 """The instance's OpenAPI contract for its routes that parse raw bodies or answer with more than
-their success: request bodies and every status (docs/instance.md has the behaviour). Checked by
+their success: request bodies and every status (docs/instance.md has the behavior). Checked by
 the schemathesis suite (tests/instance/test_fuzz.py): an undeclared status fails it."""
 
 from __future__ import annotations

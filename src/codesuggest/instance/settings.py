@@ -21,7 +21,7 @@ CONTEXT_KINDS = ("open_tabs", "imports")
 
 
 def parse_contexts(value: str) -> str:
-    """A space- or comma-separated list of context kinds, normalised; ValueError names the bad
+    """A space- or comma-separated list of context kinds, normalized; ValueError names the bad
     ones."""
     kinds = [k for k in value.replace(",", " ").split() if k]
     unknown = sorted(set(kinds) - set(CONTEXT_KINDS))

@@ -93,7 +93,7 @@ def test_language_from_extension_then_identifier(gw):
 
 
 def test_provider_429_maps_to_429_with_retry_after(gw):
-    gw.model.behaviour, gw.model.status = "error", 429
+    gw.model.behavior, gw.model.status = "error", 429
     gw.model.headers = {"retry-after": "7"}
     with gw.client() as c:
         r = c.post("/v2/completions", json=completion_body(), headers=gw.user_headers())
@@ -106,7 +106,7 @@ def test_provider_429_maps_to_429_with_retry_after(gw):
 
 @pytest.mark.parametrize("status", [500, 502, 401, 400])
 def test_provider_failure_maps_to_503(gw, status):
-    gw.model.behaviour, gw.model.status = "error", status
+    gw.model.behavior, gw.model.status = "error", status
     with gw.client() as c:
         r = c.post("/v2/completions", json=completion_body(), headers=gw.user_headers())
     assert r.status_code == 503
@@ -116,7 +116,7 @@ def test_provider_failure_maps_to_503(gw, status):
 
 
 def test_malformed_provider_answer_maps_to_503(gw):
-    gw.model.behaviour = "garbage"
+    gw.model.behavior = "garbage"
     with gw.client() as c:
         r = c.post("/v2/completions", json=completion_body(), headers=gw.user_headers())
     assert r.status_code == 503
@@ -124,7 +124,7 @@ def test_malformed_provider_answer_maps_to_503(gw):
 
 
 def test_provider_timeout_maps_to_503_and_drops_the_call(gw):
-    gw.model.behaviour = "hang"
+    gw.model.behavior = "hang"
     with gw.client() as c:
         r = c.post("/v2/completions", json=completion_body(), headers=gw.user_headers())
     assert r.status_code == 503

@@ -38,7 +38,7 @@ def test_chunks_then_done(gw):
 
 
 def test_429_before_the_first_chunk_is_a_429(gw):
-    gw.model.behaviour, gw.model.status = "error", 429
+    gw.model.behavior, gw.model.status = "error", 429
     gw.model.headers = {"retry-after": "3"}
     with gw.client() as c:
         r = c.post("/v2/completions", json=completion_body(stream=True), headers=gw.user_headers())
@@ -48,7 +48,7 @@ def test_429_before_the_first_chunk_is_a_429(gw):
 
 
 def test_failure_mid_stream_is_an_error_event(gw):
-    gw.model.behaviour = "broken_stream"
+    gw.model.behavior = "broken_stream"
     gw.model.chunks = ["x = 1\n", "    y = 2\n"]
     events = _events(gw, completion_body(stream=True))
     assert events[-1] == ("error", {"detail": "Inference failed"})
@@ -57,7 +57,7 @@ def test_failure_mid_stream_is_an_error_event(gw):
 
 
 def test_client_leaving_a_stream_stops_the_model(gw):
-    gw.model.behaviour = "slow_stream"
+    gw.model.behavior = "slow_stream"
     gw.model.chunks = ["items = [\n", "        1,\n"]
     body = completion_body(stream=True)
     body["current_file"]["content_above_cursor"] = "def f():\n    "
@@ -73,7 +73,7 @@ def test_client_leaving_a_stream_stops_the_model(gw):
 
 
 def test_client_leaving_before_the_answer_stops_the_model(gw):
-    gw.model.behaviour = "hang"
+    gw.model.behavior = "hang"
     with gw.client(timeout=0.3) as c:
         try:
             c.post("/v2/completions", json=completion_body(), headers=gw.user_headers())

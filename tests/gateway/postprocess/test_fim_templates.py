@@ -2,7 +2,7 @@
 
 The token tables are the families' own (model cards / tokenizer configs): Qwen2.5-Coder,
 StarCoder2, CodeGemma, DeepSeek-Coder, CodeLlama and Codestral (mistral-common's FIM encoding:
-[SUFFIX] suffix [PREFIX] prefix). A vocabulary is modelled as the set of texts that are one
+[SUFFIX] suffix [PREFIX] prefix). A vocabulary is modeled as the set of texts that are one
 token, as a real engine's tokenizer answers it.
 """
 

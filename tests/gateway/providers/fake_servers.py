@@ -8,7 +8,7 @@ Mistral's `POST /v1/fim/completions` (chat-shaped answers); llama.cpp's `POST /i
 Anthropic: `POST /v1/messages` (requires `x-api-key` and `anthropic-version`), JSON answers or
 the `message_start` ... `message_stop` event stream, errors `{"type": "error", "error": {...}}`.
 
-A test sets `behaviour` (and `text`/`chunks`/`status`/`headers`) before calling; every request
+A test sets `behavior` (and `text`/`chunks`/`status`/`headers`) before calling; every request
 body is kept in `requests`; `disconnected` is set when a client drops a request mid-flight.
 """
 
@@ -34,7 +34,7 @@ class FakeModelServer:
         self.server = ServerThread(self.app())
 
     def reset(self) -> None:
-        self.behaviour = "text"  # text | error | hang | garbage | slow_stream | broken_stream
+        self.behavior = "text"  # text | error | hang | garbage | slow_stream | broken_stream
         self._text = "return a + b"
         self.chunks: list[str] = ["return", " a", " +", " b"]
         self.status = 500
@@ -146,13 +146,13 @@ class FakeOpenAI(FakeModelServer):
     async def _answer(self, request: Request, chat: bool) -> Response:
         body = await self._take(request)
         obj = "chat.completion" if chat else "text_completion"
-        if self.behaviour == "error":
+        if self.behavior == "error":
             error = {"message": "upstream says no", "type": self.error_type, "param": None,
                      "code": self.error_type}  # fmt: skip
             return JSONResponse({"error": error}, status_code=self.status, headers=self.headers)
-        if self.behaviour == "hang":
+        if self.behavior == "hang":
             return await self._hang(request)
-        if self.behaviour == "garbage":
+        if self.behavior == "garbage":
             return Response("<html>bad gateway</html>", media_type="text/html")
         if body.get("stream"):
             frames = []
@@ -161,14 +161,14 @@ class FakeOpenAI(FakeModelServer):
                          "model": body["model"],
                          "choices": [self._choice(piece, chat, True, None)]}  # fmt: skip
                 frames.append(f"data: {json.dumps(chunk)}\n\n")
-            if self.behaviour == "broken_stream":
+            if self.behavior == "broken_stream":
                 frames.append("data: {not json\n\n")
-            elif self.behaviour != "slow_stream":
+            elif self.behavior != "slow_stream":
                 end = self._choice("", chat, True, "stop")
                 last = {"id": "cmpl-1", "object": obj + ".chunk", "created": 1,
                         "model": body["model"], "choices": [end]}  # fmt: skip
                 frames += [f"data: {json.dumps(last)}\n\n", "data: [DONE]\n\n"]
-            return self._sse(frames, slow=self.behaviour == "slow_stream")
+            return self._sse(frames, slow=self.behavior == "slow_stream")
         return JSONResponse(
             {
                 "id": "cmpl-1",
@@ -194,12 +194,12 @@ class FakeAnthropic(FakeModelServer):
                 return self._error(401, "authentication_error", "invalid x-api-key")
             if request.headers.get("anthropic-version") != "2023-06-01":
                 return self._error(400, "invalid_request_error", "anthropic-version missing")
-            if self.behaviour == "error":
+            if self.behavior == "error":
                 return self._error(self.status, self.error_type, "upstream says no", self.headers)
-            if self.behaviour == "hang":
+            if self.behavior == "hang":
                 return await self._hang(request)
             if body.get("stream"):
-                return self._sse(self._stream_frames(body), slow=self.behaviour == "slow_stream")
+                return self._sse(self._stream_frames(body), slow=self.behavior == "slow_stream")
             return JSONResponse(
                 {
                     "id": "msg_01",
@@ -240,11 +240,11 @@ class FakeAnthropic(FakeModelServer):
                     {"index": 0, "delta": {"type": "text_delta", "text": piece}},
                 )  # fmt: skip
             )
-        if self.behaviour == "broken_stream":
+        if self.behavior == "broken_stream":
             overloaded = {"type": "overloaded_error", "message": "Overloaded"}
             frames.append(ev("error", {"error": overloaded}))
             return frames
-        if self.behaviour == "slow_stream":
+        if self.behavior == "slow_stream":
             return frames
         frames += [
             ev("content_block_stop", {"index": 0}),

@@ -178,7 +178,7 @@ async def test_ollama_native_api_sends_the_raw_fim_prompt(oai, stream):
 
 
 async def test_openai_429_keeps_retry_after(oai):
-    oai.behaviour, oai.status, oai.error_type = "error", 429, "rate_limit_exceeded"
+    oai.behavior, oai.status, oai.error_type = "error", 429, "rate_limit_exceeded"
     oai.headers = {"retry-after": "12"}
     provider = openai(oai)
     with pytest.raises(ProviderRateLimited) as caught:
@@ -192,22 +192,22 @@ async def test_openai_429_keeps_retry_after(oai):
 
 async def test_openai_errors_and_bad_stream(oai):
     provider = openai(oai)
-    oai.behaviour, oai.status = "error", 503
+    oai.behavior, oai.status = "error", 503
     with pytest.raises(ProviderUnavailable):
         await provider.complete(PROMPT, "codellama:7b-code", PARAMS)
-    oai.behaviour = "garbage"
+    oai.behavior = "garbage"
     with pytest.raises(ProviderUnavailable):
         await provider.complete(PROMPT, "codellama:7b-code", PARAMS)
     with pytest.raises(ProviderUnavailable):  # text/html is no SSE stream
         [p async for p in provider.stream(PROMPT, "codellama:7b-code", PARAMS)]
-    oai.behaviour = "broken_stream"
+    oai.behavior = "broken_stream"
     with pytest.raises(ProviderUnavailable):
         [p async for p in provider.stream(PROMPT, "codellama:7b-code", PARAMS)]
     await provider.aclose()
 
 
 async def test_openai_timeout_and_cancellation_close_the_connection(oai):
-    oai.behaviour = "hang"
+    oai.behavior = "hang"
     provider = openai(oai, timeout=0.3)
     with pytest.raises(ProviderTimeout):
         await provider.complete(PROMPT, "codellama:7b-code", PARAMS)
@@ -265,27 +265,27 @@ async def test_anthropic_stream(ant):
 
 async def test_anthropic_errors(ant):
     provider = anthropic(ant)
-    ant.behaviour, ant.status, ant.error_type = "error", 429, "rate_limit_error"
+    ant.behavior, ant.status, ant.error_type = "error", 429, "rate_limit_error"
     ant.headers = {"retry-after": "30"}
     with pytest.raises(ProviderRateLimited) as caught:
         await provider.complete(PROMPT, "claude-test", PARAMS)
     assert caught.value.retry_after == "30"
-    ant.behaviour, ant.status, ant.error_type = "error", 529, "overloaded_error"
+    ant.behavior, ant.status, ant.error_type = "error", 529, "overloaded_error"
     with pytest.raises(ProviderUnavailable, match="overloaded|upstream 529"):
         await provider.complete(PROMPT, "claude-test", PARAMS)
-    ant.behaviour = "broken_stream"
+    ant.behavior = "broken_stream"
     with pytest.raises(ProviderUnavailable, match="overloaded_error"):
         [p async for p in provider.stream(PROMPT, "claude-test", PARAMS)]
     await provider.aclose()
     wrong_key = anthropic(ant, key="sk-wrong")
-    ant.behaviour = "text"
+    ant.behavior = "text"
     with pytest.raises(ProviderUnavailable, match="401"):
         await wrong_key.complete(PROMPT, "claude-test", PARAMS)
     await wrong_key.aclose()
 
 
 async def test_anthropic_stream_cancellation_closes_the_connection(ant):
-    ant.behaviour = "slow_stream"
+    ant.behavior = "slow_stream"
     ant.chunks = ["```\nreturn", " a"]
     provider = anthropic(ant)
     stream = provider.stream(PROMPT, "claude-test", PARAMS)

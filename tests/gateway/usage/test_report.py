@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from codesuggest.cli import app
 from codesuggest.common.usage import UsageEvent
-from codesuggest.gateway.usage.report import GroupBy, parse_since, summarise
+from codesuggest.gateway.usage.report import GroupBy, parse_since, summarize
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -60,7 +60,7 @@ def usage_file(tmp_path):
 def test_summary_by_user_dedupes_and_counts(usage_file):
     from codesuggest.gateway.usage.report import read_jsonl
 
-    rows = {row["key"]: row for row in summarise(read_jsonl(usage_file), GroupBy.user)}
+    rows = {row["key"]: row for row in summarize(read_jsonl(usage_file), GroupBy.user)}
     alice, bob = rows["alice"], rows["bob"]
     assert (alice["requested"], alice["served"], alice["empty"]) == (3, 2, 1)
     assert (alice["direct"], alice["monolith"]) == (2, 1)
@@ -123,7 +123,7 @@ def test_rows_by_client_carry_the_acceptance_rate(tmp_path):
     write(path, events)
     from codesuggest.gateway.usage.report import read_jsonl, totals
 
-    rows = {row["key"]: row for row in summarise(read_jsonl(path), GroupBy.client)}
+    rows = {row["key"]: row for row in summarize(read_jsonl(path), GroupBy.client)}
     assert rows["vscode"]["acceptance_rate"] == 0.25
     assert rows["nvim"]["acceptance_rate"] is None  # nothing shown
     assert totals(list(rows.values()))["acceptance_rate"] == 0.25

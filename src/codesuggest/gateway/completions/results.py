@@ -13,7 +13,7 @@ from codesuggest.gateway.completions.schemas import CompletionResponse
 @dataclass(frozen=True, slots=True)
 class Answered:
     answer: CompletionResponse
-    encoded: str  # the answer as JSON, serialised while its usage event was being stored
+    encoded: str  # the answer as JSON, serialized while its usage event was being stored
 
 
 @dataclass(frozen=True, slots=True)

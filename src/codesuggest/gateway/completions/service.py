@@ -212,7 +212,7 @@ class CompletionService:
         except BaseException:
             await self._record(info, plan, "error:internal", 0)
             raise
-        # The event is committed by the outbox's writer while the answer is serialised here;
+        # The event is committed by the outbox's writer while the answer is serialized here;
         # the answer leaves only once the event is durable.
         with measure(timings, "answer"):
             recorded = self._submit(info, plan, "served" if text else "empty", len(text))

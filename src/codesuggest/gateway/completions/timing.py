@@ -2,7 +2,7 @@
 
 The auth dependency stores `request.state.timings["auth"]` (seconds); the completion routes add
 `parse`, `prompt`, `model`, `post`, `answer` (usage event made durable while the answer is
-serialised) and `total`, which the stages add up to but for the framework's few microseconds
+serialized) and `total`, which the stages add up to but for the framework's few microseconds
 between them. The header gives each in milliseconds.
 """
 

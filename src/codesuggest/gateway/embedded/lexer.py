@@ -180,11 +180,3 @@ def detokenize(tokens: list[str], indent: str = "") -> str:
             tok = tok[: -len(STRING_PLACEHOLDER)] + '""'
         out.append(tok)
     return "".join(out)
-
-
-def is_newline(tok: str) -> bool:
-    return tok.endswith("\n")
-
-
-def is_layout(tok: str) -> bool:
-    return tok.startswith("\x01")

@@ -102,9 +102,6 @@ class KNModel:
         self._top: dict[tuple[int, int, int], np.ndarray] = {}  # see _successors
 
     # ----------------------------------------------------------------- lookups
-    def id_of(self, tok: str) -> int:
-        return self.tok2id.get(tok, UNK_ID)
-
     def contexts(self, hist: list[int]) -> list[tuple[int, int, int]]:
         """For each order n whose context is in the tables, (n, ctx_hash, ctx_index)."""
         found = []

@@ -14,7 +14,7 @@ CLOSERS = frozenset(PAIRS)
 QUOTES = frozenset("'\"`")
 _PREFIX_SCAN = 4000  # only the end of the prefix matters for what is still open
 
-# A string literal runs to its closing quote or the end of its line (escapes honoured); the
+# A string literal runs to its closing quote or the end of its line (escapes honored); the
 # scanner steps over literals whole and stops only at brackets and line ends.
 _LITERAL = "|".join(f"{q}(?:\\\\.|[^\\\\\\n{q}])*{q}?" for q in ("'", '"', "`"))
 _CODE = re.compile(f"[()\\[\\]{{}}\\n]|{_LITERAL}")

@@ -90,7 +90,7 @@ def group_key(event: dict[str, Any], by: GroupBy) -> str:
     return when.astimezone(UTC).date().isoformat() if when else "-"
 
 
-def summarise(
+def summarize(
     events: Iterable[dict[str, Any]],
     by: GroupBy,
     since: datetime | None = None,
@@ -210,7 +210,7 @@ def report(
     ),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
-    """Summarise usage: requests (served/empty/errors, direct/monolith), suggestions shown,
+    """Summarize usage: requests (served/empty/errors, direct/monolith), suggestions shown,
     accepted and rejected with the acceptance rate, and tokens issued, per user, day, language
     or client (the User-Agent: editor and language-server version)."""
     try:
@@ -245,7 +245,7 @@ def report(
             if not path.exists():
                 typer.echo(f"error: no usage file at {path}", err=True)
                 raise typer.Exit(1)
-            rows = summarise(read_jsonl(path), by, since_at, own)
+            rows = summarize(read_jsonl(path), by, since_at, own)
         rows = merge(rows, reported["rows"])
     except (httpx.HTTPError, RuntimeError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -2,7 +2,7 @@
 exception means "not delivered" and the outbox retries the batch later. Delivery is
 at-least-once, so every sink's reader dedupes by `event_id`.
 
-Each batch is a list of events already serialised as JSON objects (one string per event).
+Each batch is a list of events already serialized as JSON objects (one string per event).
 """
 
 from __future__ import annotations

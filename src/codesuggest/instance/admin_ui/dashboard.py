@@ -2,7 +2,7 @@
 instance (only this instance's events: `instance_id` = its UUID).
 
 Completions per day by path, shown/accepted/rejected and the acceptance rate per language and
-per client, p50/p95 latency per day of answered completions, and seat utilisation (seats
+per client, p50/p95 latency per day of answered completions, and seat utilization (seats
 purchased, assigned, and assigned users who asked for a completion in the window).
 """
 

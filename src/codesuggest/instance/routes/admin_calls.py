@@ -59,7 +59,7 @@ async def call(
     admin_only: bool = True,
     missing: str = "user",
 ) -> T:
-    """Authenticate, authorise, judge `found`, then run `action(session, caller)` in one
+    """Authenticate, authorize, judge `found`, then run `action(session, caller)` in one
     transaction. `write`: the PAT needs the `api` scope (`read_api` only reads). After any change
     the revocation pusher is woken (the action may have recorded a revocation). `missing` names
     what a NotFound is about: "user", "token", or "detail" (the error's own message)."""

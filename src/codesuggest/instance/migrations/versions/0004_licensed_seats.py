@@ -1,4 +1,4 @@
-"""add_on_purchases.licensed_quantity: the seats the licence allows, from the portal sync
+"""add_on_purchases.licensed_quantity: the seats the license allows, from the portal sync
 
 Revision ID: 0004_licensed_seats
 Revises: 0003_admin_pages

@@ -215,7 +215,7 @@ async def test_direct_access_401_is_unauthorized_and_backs_off(stack):
     assert statuses[0][0] == "unauthorized"
 
 
-async def test_direct_access_429_honours_retry_after(stack):
+async def test_direct_access_429_honors_retry_after(stack):
     stack.world.rate_limited_for = 120
     client, clock, _ = make_client(stack)
     try:

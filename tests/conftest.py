@@ -1,8 +1,10 @@
-"""Suite-wide collection rules."""
+"""Suite-wide rules: unique node ids, and the fuzzing tallies of pytest-xdist workers."""
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -20,3 +22,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     duplicates = [nodeid for nodeid, n in Counter(i.nodeid for i in items).items() if n > 1]
     if duplicates:
         raise pytest.UsageError(f"tests share a node id: {duplicates}")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A worker hands its schemathesis tally to the controller, which prints the sum."""
+    output = getattr(session.config, "workeroutput", None)
+    fuzzing = sys.modules.get("support.fuzzing")
+    if output is not None and fuzzing is not None:
+        output["fuzz_tally"] = {k: dict(v) for k, v in fuzzing.TALLY.items()}
+        fuzzing.TALLY.clear()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    tally = getattr(node, "workeroutput", {}).get("fuzz_tally")
+    if tally:
+        from support.fuzzing import TALLY
+
+        for service, counts in tally.items():
+            TALLY.setdefault(service, Counter()).update(counts)

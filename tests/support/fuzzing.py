@@ -1,7 +1,7 @@
 """What every schemathesis suite here shares: both generation modes, a bounded, deterministic
 number of examples per operation, the checks (no 5xx; statuses, media types and bodies as
 declared; invalid input refused with a 4xx), and a tally of requests, 5xx and violations per
-service (printed at the end of the run with `-s`; the figures of docs/hardening.md)."""
+service (printed at the end of the run, summed over pytest-xdist workers)."""
 
 from __future__ import annotations
 

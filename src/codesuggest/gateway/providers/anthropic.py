@@ -7,6 +7,7 @@ Streams are SSE events: `message_start`, `content_block_start`, `ping`, `content
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from codesuggest.gateway.prompts import Prompt, chat_messages
@@ -79,8 +80,11 @@ class AnthropicProvider(Provider):
         body = self.request(prompt, model, params, stream=True)
         code = CodeBlock()
         with upstream_errors():
-            async with self.http.stream("v1/messages", body) as response:
-                async for event in response.events():
+            async with (
+                self.http.stream("v1/messages", body) as response,
+                aclosing(response.events()) as events,
+            ):
+                async for event in events:
                     if event.event == "content_block_delta":
                         delta = event.json().get("delta") or {}
                         if delta.get("type") == "text_delta" and delta.get("text"):

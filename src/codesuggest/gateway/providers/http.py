@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +55,8 @@ class Upstream:
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
-                headers=self.headers,
+                # Every call sends JSON, encoded here (`_post`) rather than by a payload object.
+                headers={**self.headers, "Content-Type": "application/json"},
                 timeout=self.timeout,
                 connector=aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0),
                 raise_for_status=False,
@@ -67,7 +68,7 @@ class Upstream:
         """POST `body` as JSON to `path` (relative to the base URL); the decoded JSON answer.
         Raises ProviderError (see `upstream_errors`)."""
         with upstream_errors():
-            async with self._open().post(self.base_url + path, json=body) as response:
+            async with self._post(path, body) as response:
                 data = await response.read()
                 check_status(response.status, response.headers, data)
                 return json.loads(data)
@@ -77,10 +78,13 @@ class Upstream:
         """POST `body` as JSON and read the answer as it arrives (a non-2xx answer raises).
         Leaving the block early, or being cancelled, closes the connection."""
         with upstream_errors():
-            async with self._open().post(self.base_url + path, json=body) as response:
+            async with self._post(path, body) as response:
                 if response.status >= 400:
                     check_status(response.status, response.headers, await response.read())
                 yield UpstreamStream(response)
+
+    def _post(self, path: str, body: Any) -> Any:
+        return self._open().post(self.base_url + path, data=json.dumps(body).encode())
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -88,42 +92,63 @@ class Upstream:
             self._session = None
 
 
+# aiohttp's own bound on a line (twice its read buffer): an upstream that never ends a line
+# cannot make us buffer without end.
+_MAX_LINE = 2 * 2**18
+
+
 class UpstreamStream:
-    """An answer being read: as lines (NDJSON) or as server-sent events."""
+    """An answer being read: as lines (NDJSON) or as server-sent events.
+
+    Lines are split from whatever each read returns, one generator per answer: a line at a
+    time through aiohttp's `readline` (and one generator per layer) cost more than the rest of
+    reading a completion."""
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self.response = response
 
-    async def lines(self) -> AsyncIterator[str]:
-        async for raw in self.response.content:
-            yield raw.decode("utf-8").rstrip("\r\n")
+    async def _batches(self) -> AsyncGenerator[list[str]]:
+        """The complete lines (without their line end) of each read, then the unended last."""
+        content = self.response.content
+        pending = b""
+        while chunk := await content.readany():
+            *complete, pending = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
+            if len(pending) > _MAX_LINE:
+                raise ValueError(f"upstream line longer than {_MAX_LINE} bytes")
+            if complete:
+                yield [raw.decode("utf-8").rstrip("\r") for raw in complete]
+        if pending:
+            yield [pending.decode("utf-8").rstrip("\r")]
 
-    async def events(self) -> AsyncIterator[ServerSentEvent]:
+    async def lines(self) -> AsyncGenerator[str]:
+        async with aclosing(self._batches()) as batches:
+            async for batch in batches:
+                for line in batch:
+                    yield line
+
+    async def events(self) -> AsyncGenerator[ServerSentEvent]:
         """Events of a `text/event-stream` body (the WHATWG rules for `event` and `data`)."""
         kind = self.response.headers.get("content-type", "").partition(";")[0].strip()
         if kind != "text/event-stream":
             raise ProviderUnavailable(f"upstream sent {kind or 'no content type'}, not SSE")
-        async for event in _sse(self.lines()):
-            yield event
-
-
-async def _sse(lines: AsyncIterator[str]) -> AsyncIterator[ServerSentEvent]:
-    event = ""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                yield ServerSentEvent(event or "message", "\n".join(data))
-            event, data = "", []
-            continue
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-    if data:
-        yield ServerSentEvent(event or "message", "\n".join(data))
+        event = ""
+        data: list[str] = []
+        async with aclosing(self._batches()) as batches:
+            async for batch in batches:
+                for line in batch:
+                    if not line:
+                        if data:
+                            yield ServerSentEvent(event or "message", "\n".join(data))
+                        event, data = "", []
+                        continue
+                    name, _, value = line.partition(":")
+                    value = value.removeprefix(" ")
+                    if name == "data":
+                        data.append(value)
+                    elif name == "event":
+                        event = value
+        if data:
+            yield ServerSentEvent(event or "message", "\n".join(data))
 
 
 def error_message(body: bytes) -> str:

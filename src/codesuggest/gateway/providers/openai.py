@@ -226,21 +226,24 @@ class OpenAIProvider(Provider):
                     yield code.finish(), None
 
     async def _events(self, response: UpstreamStream) -> AsyncGenerator[dict[str, Any]]:
-        """The stream's JSON objects, until its end marker."""
+        """The stream's JSON objects, until its end marker. The inner generators are closed
+        here, not left to the garbage collector (which closes each in a task of its own)."""
         if self.api == "ollama":
-            async for line in response.lines():
-                if line.strip():
-                    data = json.loads(line)
-                    if data.get("error"):
-                        raise ValueError(f"ollama: {data['error']}")
-                    yield data
-                    if data.get("done"):
-                        return
+            async with aclosing(response.lines()) as lines:
+                async for line in lines:
+                    if line.strip():
+                        data = json.loads(line)
+                        if data.get("error"):
+                            raise ValueError(f"ollama: {data['error']}")
+                        yield data
+                        if data.get("done"):
+                            return
             return
-        async for event in response.events():
-            if event.data.strip() == "[DONE]":
-                return
-            data = event.json()
-            yield data
-            if self.api == "infill" and data.get("stop"):
-                return
+        async with aclosing(response.events()) as events:
+            async for event in events:
+                if event.data.strip() == "[DONE]":
+                    return
+                data = event.json()
+                yield data
+                if self.api == "infill" and data.get("stop"):
+                    return

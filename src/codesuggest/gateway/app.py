@@ -50,9 +50,13 @@ def create_app(
     app.state.ctx = context
     app.add_exception_handler(GatewayError, handle_gateway_error)
     install_crash_handler(app, "codesuggest.gateway", {"detail": "Internal server error"})
+    # The completion routes first: routing tries the routers in order, for every request.
+    app.include_router(completions.router)
     app.include_router(health_router)
-    for module in (monitoring, discovery, user_access_token, user_token_revocations, completions):
+    for module in (monitoring, discovery, user_access_token, user_token_revocations):
         app.include_router(module.router)
-    app.add_middleware(GatewayMiddleware, metrics=context.metrics)
+    app.add_middleware(
+        GatewayMiddleware, metrics=context.metrics, hot_routes=completions.hot_routes()
+    )
     publish_models(app, CompletionRequest, GenerationRequest, CompletionResponse)
     return app

@@ -129,13 +129,22 @@ class CompletionService:
             registry=metrics,
             buckets=(0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1),
         )
+        self._stages: dict[str, Any] = {}
 
     def _observe(self, timings: dict[str, float], post_stages: dict[str, float]) -> None:
         for stage in ("parse", "prompt", "model", "post"):
             if stage in timings:
-                self.stage_seconds.labels(stage=stage).observe(timings[stage])
+                self._stage(stage).observe(timings[stage])
         for stage, seconds in post_stages.items():
-            self.stage_seconds.labels(stage=f"post.{stage}").observe(seconds)
+            self._stage(f"post.{stage}").observe(seconds)
+
+    def _stage(self, stage: str) -> Any:
+        """The stage's labelled histogram, looked up once (a label lookup costs more than an
+        observation)."""
+        child = self._stages.get(stage)
+        if child is None:
+            child = self._stages[stage] = self.stage_seconds.labels(stage=stage)
+        return child
 
     async def complete(self, body: CompletionRequest, info: RequestInfo) -> CompletionResult:
         """Serve a parsed request (a `GenerationRequest` is a generation)."""

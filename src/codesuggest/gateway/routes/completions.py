@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.responses import StreamingResponse
 
@@ -34,8 +35,8 @@ from codesuggest.gateway.completions.schemas import (
 )
 from codesuggest.gateway.completions.service import CompletionService, RequestInfo
 from codesuggest.gateway.completions.timing import measure, server_timing, timings_of
-from codesuggest.gateway.context import ContextDep, GatewayContext
-from codesuggest.gateway.routes.deps import CompletionCaller, GenerationCaller
+from codesuggest.gateway.context import GatewayContext, get_context
+from codesuggest.gateway.routes.deps import completion_caller, generation_caller
 
 router = APIRouter()
 
@@ -86,14 +87,20 @@ def _documented(body: type[BaseModel]) -> dict[str, Any]:
     }
 
 
+# The hot path: the routes take only the request and authenticate in the body, and the app's
+# middleware calls them without FastAPI's routing (`hot_routes`, docs/architecture.md).
 @router.post("/v2/completions", **_documented(CompletionRequest))
 @router.post("/v2/code/completions", **_documented(CompletionRequest))
-async def completions(request: Request, caller: CompletionCaller, context: ContextDep) -> Response:
+async def completions(request: Request) -> Response:
+    context = get_context(request)
+    caller = await completion_caller(request, context)
     return await _serve(request, caller, context, CompletionRequest)
 
 
 @router.post("/v2/code/generations", **_documented(GenerationRequest))
-async def generations(request: Request, caller: GenerationCaller, context: ContextDep) -> Response:
+async def generations(request: Request) -> Response:
+    context = get_context(request)
+    caller = await generation_caller(request, context)
     return await _serve(request, caller, context, GenerationRequest)
 
 
@@ -156,6 +163,11 @@ def _response(result: CompletionResult, timings: dict[str, float]) -> Response:
             return responses.inference_failed(timings, unreachable)
         case ClientLeft():
             return Response(status_code=499)  # nobody is listening any more
+
+
+def hot_routes() -> dict[str, APIRoute]:
+    """The routes above by path, for the app's middleware to serve (gateway/middleware.py)."""
+    return {route.path: route for route in router.routes if isinstance(route, APIRoute)}
 
 
 def _disconnect_of(request: Request) -> Callable[[], Awaitable[None]]:

@@ -1,5 +1,7 @@
 """What the gateway's routes declare in their signatures: the authenticated caller of each kind
-of route, timed (the request's start and, on refusals, a Server-Timing header)."""
+of route. The completion routes call theirs directly (`completion_caller`, `generation_caller`:
+the hot path skips FastAPI's dependency resolution, see docs/architecture.md), timed (the
+request's start and, on refusals, a Server-Timing header)."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from fastapi import Depends, Request
 from codesuggest.gateway.auth import requires
 from codesuggest.gateway.caller import Caller
 from codesuggest.gateway.completions.timing import server_timing, timings_of
-from codesuggest.gateway.context import ContextDep, GatewayContext
+from codesuggest.gateway.context import GatewayContext
 from codesuggest.gateway.errors import GatewayError
 from codesuggest.tokens import COMPLETE_CODE, GENERATE_CODE
 
@@ -29,7 +31,7 @@ def timed_auth(
     token refused for its rate moments ago is refused again before it is verified."""
     inner = requires(scope, user_tokens=user_tokens, refusal=refusal)
 
-    async def dependency(request: Request, context: ContextDep) -> Caller:
+    async def dependency(request: Request, context: GatewayContext) -> Caller:
         started = request.state.started = time.perf_counter()
         try:
             context.fairness.refuse_known(request.headers.get("authorization"))
@@ -43,12 +45,8 @@ def timed_auth(
     return dependency
 
 
-CompletionCaller = Annotated[
-    Caller, Depends(timed_auth(COMPLETE_CODE, user_tokens=True, refusal=COMPLETIONS_REFUSAL))
-]
-GenerationCaller = Annotated[
-    Caller, Depends(timed_auth(GENERATE_CODE, user_tokens=False, refusal=GENERATIONS_REFUSAL))
-]
+completion_caller = timed_auth(COMPLETE_CODE, user_tokens=True, refusal=COMPLETIONS_REFUSAL)
+generation_caller = timed_auth(GENERATE_CODE, user_tokens=False, refusal=GENERATIONS_REFUSAL)
 MintingCaller = Annotated[
     Caller, Depends(requires(COMPLETE_CODE, user_tokens=False, refusal=MINT_REFUSAL))
 ]

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,8 @@ from codesuggest.gateway.completions.schemas import CompletionResponse
 class Answered:
     answer: CompletionResponse
     encoded: str  # the answer as JSON, serialized while its usage event was being stored
+    # Bookkeeping for once the answer is sent (the stage histograms): not on its way out.
+    after: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

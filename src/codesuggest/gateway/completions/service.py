@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -210,7 +211,6 @@ class CompletionService:
             with measure(timings, "post"):
                 processed = postprocess(completion.text, plan.ctx)
             text = processed.text
-            self._observe(timings, processed.timings)
         except ClientGone:
             await self._record(info, plan, "error:cancelled", 0)
             return ClientLeft()
@@ -233,7 +233,9 @@ class CompletionService:
             )
             encoded = answer.model_dump_json()
             await recorded
-        return Answered(answer, encoded)
+        return Answered(
+            answer, encoded, functools.partial(self._observe, timings, processed.timings)
+        )
 
     def _submit(self, info: RequestInfo, plan: Plan, status: str, chars: int) -> Awaitable[None]:
         """Start recording this request's events (see `submit_request`)."""

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
+from starlette.background import BackgroundTask
 from starlette.responses import StreamingResponse
 
 from codesuggest.common.openapi import ANY_OBJECT, STRING, answers, json_body, ref, shape
@@ -149,9 +150,12 @@ async def _answer(
 
 def _response(result: CompletionResult, timings: dict[str, float]) -> Response:
     match result:
-        case Answered(encoded=encoded):
+        case Answered(encoded=encoded, after=after):
             headers = {"Server-Timing": server_timing(timings)}
-            return Response(encoded, media_type="application/json", headers=headers)
+            later = BackgroundTask(_run, after) if after is not None else None
+            return Response(
+                encoded, media_type="application/json", headers=headers, background=later
+            )
         case Streamed(events=events):
             headers = {**sse.HEADERS, "Server-Timing": server_timing(timings)}
             return StreamingResponse(events, media_type=sse.MEDIA_TYPE, headers=headers)
@@ -163,6 +167,11 @@ def _response(result: CompletionResult, timings: dict[str, float]) -> Response:
             return responses.inference_failed(timings, unreachable)
         case ClientLeft():
             return Response(status_code=499)  # nobody is listening any more
+
+
+async def _run(after: Callable[[], None]) -> None:
+    """`after` as an async task: Starlette runs a plain function's in a thread."""
+    after()
 
 
 def hot_routes() -> dict[str, APIRoute]:

@@ -9,8 +9,6 @@ between them. The header gives each in milliseconds.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from fastapi import Request
 
@@ -24,13 +22,23 @@ def timings_of(request: Request) -> dict[str, float]:
     return timings
 
 
-@contextmanager
-def measure(timings: dict[str, float], stage: str) -> Iterator[None]:
-    started = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
+class measure:  # lower case: used like a function, `with measure(timings, "parse"):`
+    """Adds the seconds its block takes to `timings[stage]` (a class: cheaper than a generator
+    context manager, and this runs several times per request)."""
+
+    __slots__ = ("stage", "started", "timings")
+
+    def __init__(self, timings: dict[str, float], stage: str) -> None:
+        self.timings = timings
+        self.stage = stage
+        self.started = 0.0
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        timings, stage = self.timings, self.stage
+        timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - self.started
 
 
 def server_timing(timings: dict[str, float]) -> str:

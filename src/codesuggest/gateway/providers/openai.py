@@ -73,6 +73,8 @@ class OpenAIProvider(Provider):
                 )
             except TemplateError as exc:
                 raise ValueError(f"openai provider: {exc}") from exc
+        # Asked on every request: computed once.
+        self._markers = {m: t.markers if t else () for m, t in self.templates.items()}
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         if api in ("infill", "ollama"):
             base_url = base_url.rstrip("/").removesuffix("/v1")
@@ -82,8 +84,7 @@ class OpenAIProvider(Provider):
         return self.templates[model]  # the registry only lets served model names through
 
     def markers(self, model: str) -> tuple[str, ...]:
-        template = self._template(model)
-        return template.markers if template else ()
+        return self._markers[model]
 
     def reserved_tokens(self, model: str) -> int:
         if self.api == "chat":

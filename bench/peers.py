@@ -12,8 +12,11 @@ Targets, each its own process on loopback, all driven by one raw keep-alive HTTP
 
 Latency: `--requests` sequential requests per target, the targets taking turns request by
 request (so they share the machine's noise); p50/p90/p99, each target's added latency over the
-floor at the same percentile, and the ratios the gateway is judged by. Throughput: completions
-per second over `--concurrency` keep-alive connections for `--duration` seconds per target.
+floor at the same percentile, and the ratios the gateway is judged by. CPU: each target's
+processes' CPU time (user + system, all its processes) per request over that phase, a figure a
+busy machine disturbs far less than latency (the model's includes answering the gateway and
+LiteLLM). Throughput: completions per second over
+`--concurrency` keep-alive connections for `--duration` seconds per target.
 
     .venv/bin/python bench/peers.py --workers 2 --litellm .venv-litellm/bin/litellm
 """
@@ -362,6 +365,21 @@ def _summary(samples: dict[str, list[float]]) -> dict[str, Any]:
     return {"latency_ms": latency, "added_over_floor_ms": added, "ratios": ratios}
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its children (the gateway's workers)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    total = 0.0
+    for process in (root, *root.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def _machine() -> dict[str, Any]:
     return {"cpus": os.cpu_count(), "loadavg": [round(x, 2) for x in os.getloadavg()]}
 
@@ -419,15 +437,25 @@ def main() -> None:
                 auth = {"authorization": f"Bearer {MASTER_KEY}"}
                 targets.append(Target("litellm", ll_port, _request("/v1/completions", body, auth)))
 
+            pids = {"model": processes[0].pid, "fastapi": processes[1].pid, "gateway": gw.pid}
+            if len(popen) > 1:
+                pids["litellm"] = popen[1].pid
+
             async def run() -> dict[str, Any]:
                 deadline = time.monotonic() + 180
                 for target in targets:
                     await _ready(target, deadline)
+                before = {name: _cpu_seconds(pid) for name, pid in pids.items()}
                 samples = await _latency(targets, args.requests, args.warmup)
+                n = args.requests + args.warmup
+                cpu = {
+                    name: round((_cpu_seconds(pid) - before[name]) / n * 1e6)
+                    for name, pid in pids.items()
+                }
                 throughput = {
                     t.name: await _throughput(t, args.concurrency, args.duration) for t in targets
                 }
-                return {**_summary(samples), "throughput": throughput}
+                return {**_summary(samples), "cpu_us_per_request": cpu, "throughput": throughput}
 
             result.update(
                 requests=args.requests,

@@ -141,7 +141,7 @@ def _requests(session: Session, where: Any) -> _Requests:
     per_day: dict[str, DayPaths] = {}
     samples: dict[str, list[float]] = defaultdict(list)
     activity: dict[str, tuple[int, str]] = {}
-    for day, path, status, latency, gid in session.execute(query).tuples():
+    for day, path, status, latency, gid in session.execute(query):
         row = per_day.get(day) or per_day.setdefault(day, DayPaths(day))
         if path == "direct":
             row.direct += 1
@@ -169,7 +169,7 @@ def _feedback(session: Session, where: Any) -> tuple[list[Feedback], list[Feedba
         .where(where, t.name.in_(FEEDBACK))
         .group_by(t.language, t.client_name, t.name)
     )
-    for language, client, name, total in session.execute(query).tuples():
+    for language, client, name, total in session.execute(query):
         for rows, key in zip(by, (language or "-", client or "-"), strict=True):
             entry = rows.setdefault(key, Feedback(key))
             setattr(entry, FEEDBACK[name], getattr(entry, FEEDBACK[name]) + int(total or 0))

@@ -27,7 +27,6 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from codesuggest.common.serving import bind
 from codesuggest.gateway.usage.report import GroupBy, summarize
 from codesuggest.tokens import (
     COMPLETE_CODE,
@@ -37,7 +36,7 @@ from codesuggest.tokens import (
     jwks_document,
     openid_configuration,
 )
-from support.servers import ServerThread
+from support.servers import ServerThread, free_port
 
 pytestmark = [pytest.mark.slow]
 
@@ -132,13 +131,6 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 class Clients:

@@ -19,6 +19,7 @@ import pytest
 from codesuggest.edge.nginx import NginxOptions, render
 from codesuggest.tokens import PrivateKey
 from support.issuer import Issuer
+from support.servers import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -33,12 +34,6 @@ def nginx_binary() -> str | None:
             "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(check, timeout: float = 30.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]

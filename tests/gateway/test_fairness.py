@@ -26,6 +26,7 @@ from codesuggest.gateway.fairness import Fairness, FairnessSettings, TokenBucket
 from gateway.completions.routes_env import completion_body
 from gateway.providers.fake_servers import FakeOpenAI
 from support.issuer import Issuer, instance_headers, wait_until
+from support.servers import free_port
 
 INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
 MODEL_SLOTS = 2
@@ -61,20 +62,12 @@ class Stack:
         }
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The gateway in its own process, as deployed (its CPU is not the test's)."""
     model = capacity_limited_model()
     saas = Issuer("saas").start()
-    port = _free_port()
+    port = free_port()
     env = {
         "CODESUGGEST_GATEWAY_TRUSTED_ISSUERS": json.dumps(
             [{"url": saas.url, "kind": "saas-instance"}]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,23 +20,18 @@ from codesuggest.tokens import COMPLETE_CODE, PrivateKey, Signer
 from codesuggest.tokens.claims import DEFAULT_SERVICE_NAME
 from gateway.providers.fake_servers import FakeOpenAI
 from support.issuer import wait_until
+from support.servers import free_port
 
 MODEL = "codellama:7b-code"
 REQUESTS = 40
 REQUESTED = 'codesuggest_gateway_requests_total{route="/v2/completions",status="200"}'
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Workers:
     def __init__(self, tmp: Path, model_url: str) -> None:
         self.data_dir = tmp / "gateway"
         self.metrics_dir = tmp / "metrics"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / "gateway.log"
         self.env = {

@@ -14,7 +14,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from codesuggest.common.serving import bind
 from codesuggest.gateway.app import create_app as create_gateway
 from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
 from codesuggest.instance import admin, seats
@@ -27,14 +26,7 @@ from codesuggest.portal.app import create_app as create_portal
 from codesuggest.portal.settings import PortalSettings
 from codesuggest.tokens import ManualClock
 from support.databases import postgres_database
-from support.servers import ServerThread
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
+from support.servers import ServerThread, free_port
 
 
 @contextlib.contextmanager

@@ -13,12 +13,11 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from codesuggest.common.serving import bind
 from codesuggest.portal.admin import PortalAdmin
 from codesuggest.portal.app import create_app
 from codesuggest.portal.settings import PortalSettings
 from codesuggest.tokens import ManualClock
-from support.servers import ServerThread
+from support.servers import ServerThread, free_port
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 
@@ -31,13 +30,6 @@ query cloudConnectorAccess($licenseKey: String!, $gitlabVersion: String!) {
   }
 }
 """
-
-
-def free_port() -> int:
-    sock = bind("127.0.0.1", 0)
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
 
 
 def instance_headers(

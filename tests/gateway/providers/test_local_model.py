@@ -8,7 +8,6 @@ quality of a 135M model's code. The model is loaded once for the module; one thr
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ from gateway.providers.real_gateway import (
 )
 from support.issuer import Issuer, wait_until
 from support.models import WHOLE_FILES, file_body, smollm2_gguf, two_thirds
+from support.servers import free_port
 
 SLOT = 1024
 
@@ -190,12 +190,6 @@ async def test_fim_template_on_a_model_without_fim_tokens_fails_at_start():
     assert "SmolLM2-135M-Instruct.Q4_1" in message and "'qwen'" in message
     assert "<|fim_prefix|>" in message
     assert provider.server is None and not provider.ready
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def test_gateway_process_listens_on_its_own_port_only(tmp_path: Path):

@@ -1,23 +1,30 @@
 """The HTTP providers' transport: one pooled client each, upstream failures mapped to ours.
 
-The model call is the gateway's hot path, so it goes through aiohttp, whose HTTP/1.1 client
-costs about half of httpx's per call (headers and body in one send, no pool scan per request);
-httpx stays for the gateway's other calls. Connections are kept alive; a call that is cancelled
+The model call is the gateway's hot path. A plain `http://` upstream (a model server on the
+same host or LAN) goes through aiohttp, whose HTTP/1.1 client costs about half of httpx's per
+call (headers and body in one send, no pool scan per request); there a call that is cancelled
 (the client left) or times out closes its connection, which is how a model server learns to
-stop generating. Timeouts: `connect` (at most 5 s) and `timeout` between two reads, so a long
-stream lives as long as chunks keep coming (the completion service bounds the whole call).
+stop generating. An `https://` upstream goes through httpx with HTTP/2 offered by ALPN (HTTP/1.1
+when the server declines): over HTTP/2 an abandoned call resets its stream (RST_STREAM), the
+server stops, and the connection stays open for the next call. Timeouts: `connect` (at most
+5 s) and `timeout` between two reads, so a long stream lives as long as chunks keep coming (the
+completion service bounds the whole call).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+import ssl
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import aclosing, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import h2.errors
+import h2.exceptions
+import httpx
 
 from codesuggest.gateway.providers.base import (
     ProviderError,
@@ -39,7 +46,9 @@ class ServerSentEvent:
 
 class Upstream:
     """A keep-alive connection pool to one model API (`base_url`), sending `headers` on every
-    call. Made in `__init__` without a loop; the session opens on the first call."""
+    call: aiohttp for `http://`, httpx with HTTP/2 for `https://` (see the module's docstring).
+    Made in `__init__` without a loop; the client opens on the first call. TLS certificates
+    are checked against the system's trust store (`SSL_CERT_FILE` / `SSL_CERT_DIR` replace it)."""
 
     def __init__(
         self, base_url: str, headers: Mapping[str, str], timeout: float, max_connections: int
@@ -50,7 +59,9 @@ class Upstream:
             total=None, connect=min(timeout, 5.0), sock_read=timeout
         )
         self.max_connections = max_connections
+        self.http2 = self.base_url.startswith("https://")
         self._session: aiohttp.ClientSession | None = None
+        self._client: httpx.AsyncClient | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -64,10 +75,30 @@ class Upstream:
             )
         return self._session
 
+    def _open_http2(self) -> httpx.AsyncClient:
+        if self._client is None or self._client.is_closed:
+            self._client = httpx.AsyncClient(
+                http2=True,
+                verify=ssl.create_default_context(),
+                headers={**self.headers, "Content-Type": "application/json"},
+                timeout=httpx.Timeout(self.timeout.sock_read, connect=self.timeout.connect),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                ),
+                trust_env=False,
+            )
+        return self._client
+
     async def post_json(self, path: str, body: Any) -> Any:
         """POST `body` as JSON to `path` (relative to the base URL); the decoded JSON answer.
         Raises ProviderError (see `upstream_errors`)."""
         with upstream_errors():
+            if self.http2:
+                async with self._stream_http2(path, body) as answer:
+                    data = await answer.aread()
+                    check_status(answer.status_code, answer.headers, data)
+                    return json.loads(data)
             async with self._post(path, body) as response:
                 data = await response.read()
                 check_status(response.status, response.headers, data)
@@ -76,20 +107,73 @@ class Upstream:
     @asynccontextmanager
     async def stream(self, path: str, body: Any) -> AsyncIterator[UpstreamStream]:
         """POST `body` as JSON and read the answer as it arrives (a non-2xx answer raises).
-        Leaving the block early, or being cancelled, closes the connection."""
+        Leaving the block early, or being cancelled, closes the connection (over HTTP/2: the
+        stream)."""
         with upstream_errors():
+            if self.http2:
+                async with self._stream_http2(path, body) as answer:
+                    if answer.status_code >= 400:
+                        check_status(answer.status_code, answer.headers, await answer.aread())
+                    chunks = answer.aiter_bytes()
+
+                    async def read() -> bytes:
+                        return await anext(chunks, b"")
+
+                    yield UpstreamStream(answer.headers, read)
+                return
             async with self._post(path, body) as response:
                 if response.status >= 400:
                     check_status(response.status, response.headers, await response.read())
-                yield UpstreamStream(response)
+                yield UpstreamStream(response.headers, response.content.readany)
 
     def _post(self, path: str, body: Any) -> Any:
         return self._open().post(self.base_url + path, data=json.dumps(body).encode())
+
+    @asynccontextmanager
+    async def _stream_http2(self, path: str, body: Any) -> AsyncIterator[httpx.Response]:
+        client = self._open_http2()
+        request = client.build_request("POST", self.base_url + path, content=json.dumps(body))
+        response = await client.send(request, stream=True)
+        try:
+            yield response
+        finally:
+            try:
+                await response.aclose()
+            finally:
+                await _reset_unfinished(client, response)
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+
+async def _reset_unfinished(client: httpx.AsyncClient, response: httpx.Response) -> None:
+    """Reset the HTTP/2 stream of an answer left before its end, so the server stops.
+
+    httpcore (1.0) forgets such a stream without telling the server, which would go on
+    generating into a stream nobody reads; its pool holds the connection whose state is
+    reached here. Without HTTP/2, or if that state is not found, the connection is left as is
+    (over HTTP/1.1 httpcore closes a connection whose answer was not read to its end)."""
+    if response.extensions.get("http_version") != b"HTTP/2":
+        return
+    stream_id = response.extensions.get("stream_id")
+    network = response.extensions.get("network_stream")
+    pool = getattr(client._transport, "_pool", None)
+    for pooled in list(getattr(pool, "connections", ())):
+        connection = getattr(pooled, "_connection", None)
+        state = getattr(connection, "_h2_state", None)
+        if connection is None or state is None or connection._network_stream is not network:
+            continue
+        try:
+            state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
+        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+            return  # the answer had ended
+        await connection._write_outgoing_data(response.request)
+        return
 
 
 # aiohttp's own bound on a line (twice its read buffer): an upstream that never ends a line
@@ -104,14 +188,15 @@ class UpstreamStream:
     time through aiohttp's `readline` (and one generator per layer) cost more than the rest of
     reading a completion."""
 
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
-        self.response = response
+    def __init__(self, headers: Mapping[str, str], read: Callable[[], Awaitable[bytes]]) -> None:
+        self.headers = headers
+        self.read = read  # the next bytes of the body, b"" at its end
 
     async def _batches(self) -> AsyncGenerator[list[str]]:
         """The complete lines (without their line end) of each read, then the unended last."""
-        content = self.response.content
+        read = self.read
         pending = b""
-        while chunk := await content.readany():
+        while chunk := await read():
             *complete, pending = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
             if len(pending) > _MAX_LINE:
                 raise ValueError(f"upstream line longer than {_MAX_LINE} bytes")
@@ -128,7 +213,7 @@ class UpstreamStream:
 
     async def events(self) -> AsyncGenerator[ServerSentEvent]:
         """Events of a `text/event-stream` body (the WHATWG rules for `event` and `data`)."""
-        kind = self.response.headers.get("content-type", "").partition(";")[0].strip()
+        kind = self.headers.get("content-type", "").partition(";")[0].strip()
         if kind != "text/event-stream":
             raise ProviderUnavailable(f"upstream sent {kind or 'no content type'}, not SSE")
         event = ""
@@ -195,11 +280,11 @@ def upstream_errors() -> Iterator[None]:
         yield
     except ProviderError:
         raise
-    except TimeoutError as exc:
+    except (TimeoutError, httpx.TimeoutException) as exc:
         raise ProviderTimeout(f"upstream timed out: {type(exc).__name__}") from exc
-    except aiohttp.ClientConnectorError as exc:
+    except (aiohttp.ClientConnectorError, httpx.ConnectError) as exc:
         raise ProviderUnreachable(f"upstream unreachable: {type(exc).__name__}: {exc}") from exc
-    except aiohttp.ClientError as exc:
+    except (aiohttp.ClientError, httpx.HTTPError) as exc:
         raise ProviderUnavailable(f"upstream failed: {type(exc).__name__}: {exc}") from exc
     except (ValueError, KeyError, IndexError, TypeError) as exc:
         raise ProviderUnavailable(f"malformed upstream response: {exc!r}") from exc

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from codesuggest.cli import app
+from codesuggest.cli import COMMANDS, Root, app
 from codesuggest.stack.parts import gateway_completions
 
 PLACEHOLDER = re.compile(r"<[a-z][a-z |\[\]]*>")
@@ -19,8 +22,10 @@ PLACEHOLDER = re.compile(r"<[a-z][a-z |\[\]]*>")
 
 def command_paths(group: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     yield path
-    for name, command in getattr(group, "commands", {}).items():
-        yield from command_paths(command, (*path, name))
+    if hasattr(group, "list_commands"):
+        ctx = typer.core._click.Context(group)  # the click Typer bundles
+        for name in group.list_commands(ctx):
+            yield from command_paths(group.get_command(ctx, name), (*path, name))
 
 
 PATHS = list(command_paths(typer.main.get_command(app)))
@@ -59,6 +64,36 @@ def test_the_stack_commands_name_their_values():
     assert re.search(r"--token-env\s+VAR\s", complete)
     assert re.search(r"\*\s+FILE:LINE:COL\s+\[required\]", complete)
     assert re.search(r"--log-level\s+LOG_LEVEL\s", help_of("portal", "serve"))
+
+
+def test_the_top_level_help_lists_each_command_as_its_own_help_does(monkeypatch):
+    listed = help_of()
+    monkeypatch.setattr(Root, "_summaries", contextlib.nullcontext)  # import each command
+    assert help_of() == listed
+    assert all(name in listed for name in COMMANDS)
+
+
+HEAVY = ("sqlalchemy", "alembic", "fastapi", "uvicorn", "argon2", "codesuggest.instance")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        "from codesuggest.cli import app\ntry:\n    app(['--help'], prog_name='codesuggest')\n"
+        "except SystemExit:\n    pass",
+        "import typer\nfrom codesuggest.cli import app\nroot = typer.main.get_command(app)\n"
+        "assert root.get_command(typer.core._click.Context(root), 'complete').params",
+    ],
+    ids=["help", "complete"],
+)
+def test_the_top_level_command_imports_no_part_it_does_not_run(script):
+    """Every `codesuggest` process (editor commands, each part `up` starts) pays for what the
+    top-level command imports: the services' database and web stacks load only when used."""
+    check = f"{script}\nimport sys\nprint(sorted(m for m in sys.modules if m.startswith({HEAVY})))"
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
 
 
 @pytest.mark.parametrize(

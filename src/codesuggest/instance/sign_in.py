@@ -8,6 +8,7 @@ the CSRF token its forms carry.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,8 +25,13 @@ from codesuggest.instance.models import AdminSession, User
 
 MIN_PASSWORD = 12
 _hasher = PasswordHasher()
-_UNUSABLE = _hasher.hash(secrets.token_urlsafe(16))
-"""Checked against when the user is unknown, so the answer takes as long either way."""
+
+
+@functools.cache
+def _unusable() -> str:
+    """Checked against when the user is unknown, so the answer takes as long either way; made
+    on first sign-in rather than at import (hashing takes a noticeable part of a second)."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 def new_password() -> str:
@@ -67,11 +73,12 @@ def check_password(
     lockout: timedelta,
 ) -> SignIn:
     """The outcome of one sign-in attempt; records failures (commit the session either way)."""
+    unusable = _unusable()  # before the lookup: the first attempt of either kind pays for it
     user = session.scalar(select(User).where(User.username == username))
     if user is not None and user.locked_until is not None and user.locked_until > now:
         return SignIn("locked", locked_until=user.locked_until)
     if user is None or user.password_hash is None:
-        _verify(_UNUSABLE, password)
+        _verify(unusable, password)
         return SignIn("wrong")
     if not _verify(user.password_hash, password):
         user.failed_sign_ins += 1

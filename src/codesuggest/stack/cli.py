@@ -34,6 +34,22 @@ MAX_PORT_BASE = 65535 - 3  # the base and the three ports after it
 PORT_BASE_ENV = "CODESUGGEST_PORT_BASE"
 
 
+def _port_base(help: str) -> Any:
+    return typer.Option(
+        "--port-base", metavar="PORT", envvar=PORT_BASE_ENV, min=1, max=MAX_PORT_BASE, help=help
+    )
+
+
+UpPortBase = Annotated[
+    int | None,
+    _port_base(
+        "First of four ports: portal, self-managed instance, SaaS instance, gateway "
+        "(default 8180, or what this data directory used last)."
+    ),
+]
+DemoPortBase = Annotated[int | None, _port_base("As for `up`, when the demo starts the stack.")]
+
+
 def _fail(exc: StackError) -> typer.Exit:
     err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True, soft_wrap=True)
     return typer.Exit(1)
@@ -52,18 +68,7 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def up(
     data_dir: DataDir = None,
-    port_base: Annotated[
-        int | None,
-        typer.Option(
-            "--port-base",
-            metavar="PORT",
-            envvar=PORT_BASE_ENV,
-            min=1,
-            max=MAX_PORT_BASE,
-            help="First of four ports: portal, self-managed instance, SaaS instance, gateway "
-            "(default 8180, or what this data directory used last).",
-        ),
-    ] = None,
+    port_base: UpPortBase = None,
     detach: Annotated[bool, typer.Option("--detach", help="Leave it running and return.")] = False,
     as_json: AsJson = False,
 ) -> None:
@@ -133,17 +138,7 @@ def status(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 
 def demo(
     data_dir: DataDir = None,
-    port_base: Annotated[
-        int | None,
-        typer.Option(
-            "--port-base",
-            metavar="PORT",
-            envvar=PORT_BASE_ENV,
-            min=1,
-            max=MAX_PORT_BASE,
-            help="As for `up`, when the demo starts the stack.",
-        ),
-    ] = None,
+    port_base: DemoPortBase = None,
     rounds: Annotated[int, typer.Option(metavar="N", help="Completion rounds per path.")] = 10,
 ) -> None:
     """Walk through the whole system once (provisioning, token sync, direct and monolith

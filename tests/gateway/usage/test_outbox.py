@@ -1,10 +1,12 @@
-"""The durable outbox: commit before `record()` returns, group commit, shipping with retries,
-leases across processes, and flushing on close."""
+"""The durable outbox: commit before `record()` returns, group commit, the journal (durable
+before the commit, replayed after a crash), shipping with retries, leases across processes, and
+flushing on close."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -89,44 +91,126 @@ async def test_concurrent_records_share_commits(tmp_path):
         await outbox.aclose()
 
 
-async def test_normal_sync_commits_uncontended_writes_in_place(tmp_path):
-    outbox = Outbox(
-        tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False, synchronous="NORMAL"
-    )
-    await outbox.start()
-    try:
-        events = [event(i) for i in range(5)]
-        futures = [outbox.submit(e) for e in events]  # one loop iteration: one transaction
-        await asyncio.gather(*futures)
-        assert [r[0] for r in rows(tmp_path / "outbox.db")] == [e.event_id for e in events]
-        assert outbox.commits == 1
-        await outbox.record(event(9))
-        assert outbox.commits == 2
-    finally:
-        await outbox.aclose()
+NORMAL = {"ship": False, "synchronous": "NORMAL"}
 
 
-async def test_a_locked_outbox_hands_the_write_to_the_writer_thread(tmp_path):
-    """Another process holding the write lock never blocks the event loop: the write waits in
-    the writer thread and lands once the lock is free."""
-    outbox = Outbox(
-        tmp_path / "outbox.db", JsonlSink(tmp_path / "u.jsonl"), ship=False, synchronous="NORMAL"
-    )
+def segments(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "outbox.journal").glob("*.jsonl"))
+
+
+async def test_with_normal_sync_an_event_is_durable_in_the_journal_before_sqlite_has_it(tmp_path):
+    """Another process holding the write lock never blocks the event loop: `submit` is durable
+    at once (its line is in the journal) and the row lands once the lock is free; `record`
+    waits for the commit."""
+    db = tmp_path / "outbox.db"
+    outbox = Outbox(db, JsonlSink(tmp_path / "u.jsonl"), **NORMAL)
     await outbox.start()
-    other = sqlite3.connect(tmp_path / "outbox.db", isolation_level=None)
+    other = sqlite3.connect(db, isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        e = event(1)
-        future = outbox.submit(e)  # returns at once although the lock is taken
-        assert not future.done()
+        first, second = event(1), event(2)
+        future = outbox.submit(first)
+        assert future.done() and future.exception() is None
+        [segment] = segments(tmp_path)
+        assert first.event_id in segment.read_text()
+        recorded = asyncio.ensure_future(outbox.record(second))
         await asyncio.sleep(0.05)  # the loop keeps running meanwhile
-        assert not future.done()
+        assert not recorded.done()
         other.execute("COMMIT")
-        await asyncio.wait_for(future, timeout=10)
-        assert [r[0] for r in rows(tmp_path / "outbox.db")] == [e.event_id]
+        await asyncio.wait_for(recorded, timeout=10)
+        assert {r[0] for r in rows(db)} == {first.event_id, second.event_id}
     finally:
         other.close()
         await outbox.aclose()
+    assert segments(tmp_path) == []  # every row committed: nothing left to replay
+
+
+CRASHING_PROCESS = textwrap.dedent(
+    """
+    import asyncio, os, signal, sqlite3, sys
+    from pathlib import Path
+    from codesuggest.common.usage import UsageEvent
+    from codesuggest.gateway.usage.outbox import Outbox
+    from codesuggest.gateway.usage.sinks import JsonlSink
+
+    async def main(db):
+        sink = JsonlSink(db.with_name("u.jsonl"))
+        outbox = Outbox(db, sink, ship=False, synchronous="NORMAL")
+        await outbox.start()
+        lock = sqlite3.connect(db, isolation_level=None)
+        lock.execute("BEGIN IMMEDIATE")  # the writer thread cannot commit
+        for i in range(50):
+            e = UsageEvent(name="code_suggestion_requested", request_id=f"crash-{i}")
+            outbox.submit(e).result()  # durable: the answer could leave now
+        print("journaled", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    asyncio.run(main(Path(sys.argv[1])))
+    """
+)
+
+
+async def test_events_journaled_by_a_process_killed_before_its_commit_are_replayed(tmp_path):
+    db = tmp_path / "outbox.db"
+    command = [sys.executable, "-c", CRASHING_PROCESS, str(db)]
+    crashed = await asyncio.to_thread(
+        subprocess.run, command, capture_output=True, text=True, timeout=60
+    )
+    assert crashed.returncode == -signal.SIGKILL and "journaled" in crashed.stdout, crashed.stderr
+    assert rows(db) == []  # nothing reached SQLite
+    [segment] = segments(tmp_path)
+    with segment.open("ab") as cut:  # and a last line cut short by the crash
+        cut.write(b'1700000000.0\t{"event_id": "cut-sh')
+    outbox = Outbox(db, JsonlSink(tmp_path / "u.jsonl"), **NORMAL)
+    await outbox.start()
+    try:
+        stored = [json.loads(payload)["request_id"] for _, payload, _, _ in rows(db)]
+        assert sorted(stored) == sorted(f"crash-{i}" for i in range(50))
+    finally:
+        await outbox.aclose()
+    assert segments(tmp_path) == []
+
+
+async def test_a_segment_a_live_process_holds_is_not_replayed_by_another(tmp_path):
+    db = tmp_path / "outbox.db"
+    first = Outbox(db, JsonlSink(tmp_path / "u.jsonl"), **NORMAL)
+    await first.start()
+    e = event(1)
+    await first.record(e)
+    [held] = segments(tmp_path)
+    second = Outbox(db, JsonlSink(tmp_path / "u.jsonl"), **NORMAL)
+    await second.start()  # replays what nobody holds
+    try:
+        assert held.exists()
+        await first.aclose()
+        assert not held.exists()
+        assert [r[0] for r in rows(db)] == [e.event_id]
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_a_failed_commit_keeps_the_events_in_the_journal_for_a_replay(tmp_path):
+    db = tmp_path / "outbox.db"
+    outbox = Outbox(db, JsonlSink(tmp_path / "u.jsonl"), **NORMAL)
+    await outbox.start()
+    lost, later = event(1), event(2)
+    try:
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TABLE outbox")  # the writer's next INSERT cannot succeed
+        with pytest.raises(OSError, match="usage outbox write failed"):
+            await outbox.record(lost)
+        outbox.submit(later).result()  # still durable: a new segment takes it
+    finally:
+        await outbox.aclose()
+    assert len(segments(tmp_path)) == 2  # both kept, their rows not committed
+    again = Outbox(db, JsonlSink(tmp_path / "u.jsonl"), **NORMAL)
+    await again.start()  # the table made again, the journal replayed
+    try:
+        assert {r[0] for r in rows(db)} == {lost.event_id, later.event_id}
+    finally:
+        await again.aclose()
+    assert segments(tmp_path) == []
 
 
 async def test_same_event_recorded_twice_is_stored_once(tmp_path):

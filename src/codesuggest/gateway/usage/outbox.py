@@ -1,13 +1,14 @@
-"""A durable usage outbox: events are committed to SQLite (WAL) before `record()` returns, and a
-shipper delivers them to a sink in batches, at least once.
+"""A durable usage outbox: events are durable before `submit()`'s future resolves, and a shipper
+delivers them to a sink in batches, at least once.
 
-Writes go through one writer thread per process with group commit: every `record()` call puts
-its rows on a queue and awaits a future; the thread takes everything queued, commits it in one
-transaction (one fsync) and resolves all those futures. The event loop never waits on a lock or
-an fsync. One shortcut: with `synchronous=NORMAL` (no fsync per commit), writes submitted in one
-loop iteration are committed together by a callback on the loop itself when nothing is queued
-and the database lock is free at once: a page-cache write (~0.05 ms) instead of two thread
-hand-offs (~0.1 ms more). Any contention goes to the writer thread.
+Durable means committed to SQLite (WAL) with `synchronous=FULL`: one writer thread per process
+takes everything queued and commits it in one transaction (group commit, one fsync), then
+resolves the callers' futures. With `synchronous=NORMAL` (the gateway's default: no fsync, a
+commit survives the process dying but not the OS) the event loop appends the rows to this
+process's journal segment instead (`journal.py`), one page-cache write, and the future is
+resolved at once; the writer thread commits them to SQLite in the background and a journal left
+behind by a process that died is replayed into the outbox. `record()` always waits for the
+SQLite commit. The event loop never waits on a lock or an fsync.
 
 Shipping is safe with several gateway processes sharing the data directory: a shipper claims
 rows by setting a lease (`lease_owner`, `lease_until`) in one `BEGIN IMMEDIATE` transaction,
@@ -33,6 +34,8 @@ from pathlib import Path
 
 from codesuggest.common.logs import get_logger
 from codesuggest.common.usage import UsageEvent
+from codesuggest.gateway.usage import journal
+from codesuggest.gateway.usage.journal import Row, Segment
 from codesuggest.gateway.usage.sinks import Sink, SinkError
 from codesuggest.tokens import Clock, SystemClock
 
@@ -58,8 +61,6 @@ CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered_at)
     WHERE delivered_at IS NOT NULL;
 """
 
-_INLINE_MAX_ROWS = 16
-
 INSERT = (
     "INSERT INTO outbox (event_id, payload, created_at) VALUES (?, ?, ?) "
     "ON CONFLICT (event_id) DO NOTHING"
@@ -76,6 +77,7 @@ RETURNING seq, payload, attempts
 """
 
 _MAX_GROUP = 5000
+_SEGMENT_ROWS = 10_000  # then the journal moves on to a new segment and the old one goes
 _STOP = object()
 
 
@@ -83,21 +85,30 @@ class OutboxClosed(RuntimeError):
     """`record()` after `aclose()`."""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Write:
-    rows: list[tuple[str, str, float]]
+    rows: list[Row]
+    future: asyncio.Future[None] | None  # resolved on commit; None: durable in `segment` already
+    loop: asyncio.AbstractEventLoop
+    segment: Segment | None = None
+
+
+@dataclass(slots=True)
+class _Flushed:
+    """Resolved by the writer thread once everything queued before it is committed."""
+
     future: asyncio.Future[None]
     loop: asyncio.AbstractEventLoop
 
 
-def _settle(items: list[_Write], error: BaseException | None) -> None:
-    for item in items:
-        if item.future.done():  # the caller was cancelled; its rows are committed anyway
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the caller was cancelled; its rows are committed anyway
             continue
         if error is None:
-            item.future.set_result(None)
+            future.set_result(None)
         else:
-            item.future.set_exception(error)
+            future.set_exception(error)
 
 
 def connect(path: Path, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -146,10 +157,10 @@ class Outbox:
         self.consecutive_failures = 0
         self.delivered = 0
         self.commits = 0  # write transactions (group commit shows here)
+        self.journal = journal.directory_of(path) if synchronous != "FULL" else None
+        self._segment: Segment | None = None  # the open journal segment (loop thread only)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._writer: threading.Thread | None = None
-        self._inline: sqlite3.Connection | None = None  # loop thread only; see module docstring
-        self._inline_batch: list[_Write] = []  # submitted this loop iteration, not yet committed
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()  # the shipper's connection, used from worker threads
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,7 +168,7 @@ class Outbox:
         self._shipper: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = False
-        self._unannounced = 0  # rows committed since the shipper was last woken (loop thread)
+        self._unannounced = 0  # rows committed since the shipper was last woken (writer thread)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -166,16 +177,15 @@ class Outbox:
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
         self._conn = await asyncio.to_thread(self._open)
+        if self.journal is not None:
+            self.journal.mkdir(mode=0o700, exist_ok=True)
+            await self._replay_journal()
+            self._segment = Segment(self.journal)
         writer_conn = await asyncio.to_thread(connect, self.path, self.synchronous)
         self._writer = threading.Thread(
             target=self._write_loop, args=(writer_conn,), name="usage-outbox", daemon=True
         )
         self._writer.start()
-        if self.synchronous != "FULL":
-            self._inline = await asyncio.to_thread(connect, self.path, self.synchronous)
-            self._inline.execute("PRAGMA busy_timeout=0")  # never wait on a lock in the loop
-            # nor on a checkpoint's fsync: the shipper's and writer's connections checkpoint
-            self._inline.execute("PRAGMA wal_autocheckpoint=0")
         if self.ship:
             self._shipper = asyncio.create_task(self._ship_loop(), name="usage-shipper")
 
@@ -190,10 +200,9 @@ class Outbox:
         if self._closed:
             return
         self._closed = True
-        if self._inline is not None:
-            self._flush_inline()
-            self._inline.close()
-            self._inline = None
+        if self._segment is not None:  # deleted once its rows are committed
+            self._queue.put(self._segment)
+            self._segment = None
         if self._writer is not None:
             self._queue.put(_STOP)
             await asyncio.to_thread(self._writer.join)
@@ -208,6 +217,19 @@ class Outbox:
             with self._conn_lock:
                 self._conn.close()
 
+    async def _maintain(self) -> None:
+        """Now and then: drop rows delivered long ago, replay journals left behind."""
+        if self.keep_delivered:
+            await asyncio.to_thread(self._prune)
+        if self.journal is not None:
+            await self._replay_journal()
+
+    async def _replay_journal(self) -> None:
+        try:
+            await asyncio.to_thread(self._replay)
+        except Exception as exc:  # the segments stay for the next try
+            log.warning("usage journal not replayed", error=f"{type(exc).__name__}: {exc}")
+
     async def _drain(self) -> None:
         with contextlib.suppress(Exception):
             while await self.ship_once() > 0:
@@ -217,11 +239,14 @@ class Outbox:
 
     async def record(self, *events: UsageEvent) -> None:
         """Return once the events are committed to the outbox (or raise if they could not be)."""
-        await self.submit(*events)
+        await self._write(events, committed=True)
 
     def submit(self, *events: UsageEvent) -> asyncio.Future[None]:
-        """Queue the events for the writer thread; the future resolves once they are committed
-        (or fails if they could not be)."""
+        """Make the events durable; the future resolves once they are (or fails if they could
+        not be). With the journal, that is before this returns, or it raises OSError."""
+        return self._write(events, committed=False)
+
+    def _write(self, events: tuple[UsageEvent, ...], *, committed: bool) -> asyncio.Future[None]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         if not events:
@@ -231,99 +256,115 @@ class Outbox:
             raise OutboxClosed("the usage outbox is not running")
         now = self.clock.now()
         rows = [(e.event_id, e.model_dump_json(exclude_none=True), now) for e in events]
-        write = _Write(rows, future, loop)
-        if self._inline is not None and self._queue.empty():
-            self._inline_batch.append(write)
-            if len(self._inline_batch) == 1:
-                loop.call_soon(self._flush_inline)
-            return future
-        self._queue.put(write)
+        segment = self._segment
+        if segment is not None:
+            if segment.rows >= _SEGMENT_ROWS or segment.keep or segment.torn:
+                segment = self._next_segment(segment)
+            segment.append(journal.encode(rows), len(rows))
+            if not committed:
+                future.set_result(None)
+        self._queue.put(_Write(rows, None if future.done() else future, loop, segment))
         return future
 
-    def _flush_inline(self) -> None:
-        """Commit this iteration's writes in place, or hand them to the writer thread."""
-        batch, self._inline_batch = self._inline_batch, []
-        if not batch:
-            return
-        rows = [r for w in batch for r in w.rows]
-        # A big batch (a burst) would hold the loop for milliseconds: the thread takes it.
-        if len(rows) <= _INLINE_MAX_ROWS and self._inline is not None and self._commit_inline(rows):
-            _settle(batch, None)
-            return
-        for write in batch:
-            self._queue.put(write)
+    def _next_segment(self, full: Segment) -> Segment:
+        """A new segment to append to; `full` is deleted once its rows are committed."""
+        assert self.journal is not None
+        self._segment = Segment(self.journal)
+        self._queue.put(full)
+        return self._segment
 
-    def _commit_inline(self, rows: list[tuple[str, str, float]]) -> bool:
-        """Commit in place if the database lock is free right now; False hands over to the
-        writer thread (which waits for the lock)."""
-        assert self._inline is not None
-        try:
-            self._inline.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError:  # locked by a shipper or another process
-            return False
-        try:
-            self._inline.executemany(INSERT, rows)
-            self._inline.execute("COMMIT")
-        except sqlite3.Error as exc:
-            self._inline.execute("ROLLBACK")
-            log.warning("usage outbox in-place write failed", error=f"{type(exc).__name__}: {exc}")
-            return False
-        self.commits += 1
-        self._announce(len(rows))
-        return True
+    async def flushed(self) -> None:
+        """Return once everything submitted so far is committed to SQLite (or failed to be)."""
+        if self._writer is None or not self._writer.is_alive():
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put(_Flushed(future, loop))
+        await future
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:
             stop = False
             while not stop:
-                first = self._queue.get()
-                if first is _STOP:
-                    break
-                items: list[_Write] = [first]  # type: ignore[list-item]
+                items = [self._queue.get()]
                 while len(items) < _MAX_GROUP:
                     try:
-                        item = self._queue.get_nowait()
+                        items.append(self._queue.get_nowait())
                     except queue.Empty:
                         break
-                    if item is _STOP:
-                        stop = True
-                        break
-                    items.append(item)  # type: ignore[arg-type]
-                self._commit(conn, items)
+                if _STOP in items:
+                    stop = True
+                    items = items[: items.index(_STOP)]
+                self._take(conn, items)
         finally:
             conn.close()
 
-    def _commit(self, conn: sqlite3.Connection, items: list[_Write]) -> None:
-        rows = [row for item in items for row in item.rows]
+    def _take(self, conn: sqlite3.Connection, items: list[object]) -> None:
+        """Commit the queued writes in order; a segment or a flush marker waits for the writes
+        queued before it."""
+        writes: list[_Write] = []
+        for item in items:
+            if isinstance(item, _Write):
+                writes.append(item)
+                continue
+            self._commit(conn, writes)
+            writes = []
+            if isinstance(item, Segment):
+                item.close()
+            elif isinstance(item, _Flushed):
+                self._call(item.loop, _settle, [item.future], None)
+        self._commit(conn, writes)
+
+    def _commit(self, conn: sqlite3.Connection, writes: list[_Write]) -> None:
+        if not writes:
+            return
+        rows = [row for write in writes for row in write.rows]
         error: BaseException | None = None
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.executemany(INSERT, rows)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            self.commits += 1
+            self._insert(conn, rows)
         except Exception as exc:  # every waiting caller must hear about it, whatever it is
-            log.error("usage outbox write failed", error=f"{type(exc).__name__}: {exc}")
             error = OSError(f"usage outbox write failed: {type(exc).__name__}: {exc}")
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Write]] = {}
-        for item in items:
-            by_loop.setdefault(item.loop, []).append(item)
-        for loop, group in by_loop.items():
-            with contextlib.suppress(RuntimeError):  # loop already closed
-                loop.call_soon_threadsafe(_settle, group, error)
-        if error is None and self._loop is not None:
-            with contextlib.suppress(RuntimeError):
-                self._loop.call_soon_threadsafe(self._announce, len(rows))
+            kept = {id(w.segment): w.segment for w in writes if w.segment is not None}
+            for segment in kept.values():
+                segment.keep = True  # its rows are replayed later (see `_replay`)
+            where = "kept in the journal" if kept else "not stored"
+            log.error("usage outbox write failed", error=str(error), events=where)
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for write in writes:
+            if write.future is not None:
+                by_loop.setdefault(write.loop, []).append(write.future)
+        for loop, futures in by_loop.items():
+            self._call(loop, _settle, futures, error)
+        if error is None:
+            self._unannounced += len(rows)
+            if self._unannounced >= self.batch_size and self._loop is not None:
+                self._unannounced = 0
+                self._call(self._loop, self.poke)
 
-    def _announce(self, count: int) -> None:
-        """Wake the shipper once a batch worth of rows has been committed (loop thread)."""
-        self._unannounced += count
-        if self._unannounced >= self.batch_size:
-            self._unannounced = 0
-            self.poke()
+    def _insert(self, conn: sqlite3.Connection, rows: list[Row]) -> None:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(INSERT, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        self.commits += 1
+
+    @staticmethod
+    def _call(
+        loop: asyncio.AbstractEventLoop, callback: Callable[..., None], *args: object
+    ) -> None:
+        with contextlib.suppress(RuntimeError):  # loop already closed
+            loop.call_soon_threadsafe(callback, *args)
+
+    def _replay(self) -> None:
+        """Commit journal segments no live process holds: those of processes that died, and
+        this one's whose commit failed (worker thread)."""
+        conn = self._conn
+        assert self.journal is not None and conn is not None
+        with self._conn_lock:
+            journal.replay(self.journal, lambda rows: self._insert(conn, rows))
 
     # -- shipping --------------------------------------------------------------------------
 
@@ -367,8 +408,8 @@ class Outbox:
                 log.info("usage delivery recovered", sink=self.sink.name)
                 self.consecutive_failures = 0
             rounds += 1
-            if rounds % 100 == 0 and self.keep_delivered:
-                await asyncio.to_thread(self._prune)
+            if rounds % 100 == 0:
+                await self._maintain()
             if shipped < self.batch_size:
                 await self._sleep(self.flush_interval)
 
@@ -494,6 +535,7 @@ class Outbox:
 
     async def pending(self) -> int:
         """Events recorded but not yet acknowledged by the sink (all processes)."""
+        await self.flushed()
 
         def count() -> int:
             assert self._conn is not None

@@ -71,7 +71,7 @@ async def user_access_token(
         },
     )
     context.metrics.token_mints.labels(realm=str(caller.realm)).inc()
-    await context.usage.record(
+    await context.usage.submit(  # durable when the future resolves
         UsageEvent(
             name="user_token_issued",
             realm=caller.realm,

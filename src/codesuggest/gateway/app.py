@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import cast
 
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from codesuggest.common.openapi import publish_models
 from codesuggest.common.web import health_router, install_crash_handler
@@ -16,7 +18,7 @@ from codesuggest.gateway.completions.schemas import (
 )
 from codesuggest.gateway.context import GatewayContext
 from codesuggest.gateway.errors import GatewayError, handle_gateway_error
-from codesuggest.gateway.middleware import GatewayMiddleware
+from codesuggest.gateway.middleware import CrashHandler, GatewayMiddleware
 from codesuggest.gateway.providers import ProviderRegistry
 from codesuggest.gateway.routes import (
     completions,
@@ -27,6 +29,21 @@ from codesuggest.gateway.routes import (
 )
 from codesuggest.gateway.settings import GatewaySettings
 from codesuggest.tokens import Clock, SystemClock
+
+
+class GatewayApp(FastAPI):
+    """FastAPI with the gateway's middleware around FastAPI's own layers (error handling,
+    telemetry, body limit) instead of inside them: the hot routes, which the middleware serves
+    itself, cross one layer where four stood (gateway/middleware.py)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        context: GatewayContext = self.state.ctx
+        return GatewayMiddleware(
+            super().build_middleware_stack(),
+            metrics=context.metrics,
+            hot_routes=completions.hot_routes(),
+            crash=cast(CrashHandler, self.exception_handlers[Exception]),
+        )
 
 
 def create_app(
@@ -46,7 +63,7 @@ def create_app(
         finally:
             await context.aclose()
 
-    app = FastAPI(title="codesuggest gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = GatewayApp(title="codesuggest gateway", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.ctx = context
     app.add_exception_handler(GatewayError, handle_gateway_error)
     install_crash_handler(app, "codesuggest.gateway", {"detail": "Internal server error"})
@@ -55,8 +72,5 @@ def create_app(
     app.include_router(health_router)
     for module in (monitoring, discovery, user_access_token, user_token_revocations):
         app.include_router(module.router)
-    app.add_middleware(
-        GatewayMiddleware, metrics=context.metrics, hot_routes=completions.hot_routes()
-    )
     publish_models(app, CompletionRequest, GenerationRequest, CompletionResponse)
     return app

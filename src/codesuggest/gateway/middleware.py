@@ -6,8 +6,10 @@ streams pass through untouched.
 It also serves the hot routes (`POST` completions and generations, `hot_routes`) itself: their
 endpoints take only the request and parse their bodies themselves, so FastAPI's routing, its
 per-request exit stacks and dependency resolution have nothing to do for them, and they cost
-more than the rest of a completion's own work. Errors are answered as inside the app: a
-`GatewayError` by its handler, anything else by the crash handler (docs/architecture.md)."""
+more than the rest of a completion's own work. The app puts this middleware outside FastAPI's
+own error, telemetry and body-limit layers (`GatewayApp`), so a completion crosses this one
+layer; errors are answered as inside: a `GatewayError` by its handler, anything else by the
+app's crash handler, then raised on for the server to log (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from codesuggest.gateway.metrics import GatewayMetrics
 _ID_HEADER = REQUEST_ID_HEADER.encode()
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+CrashHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 class GatewayMiddleware:
@@ -35,11 +38,13 @@ class GatewayMiddleware:
         self,
         app: ASGIApp,
         metrics: GatewayMetrics,
-        hot_routes: Mapping[str, APIRoute] | None = None,
+        hot_routes: Mapping[str, APIRoute],
+        crash: CrashHandler,
     ) -> None:
         self.app = app
         self.metrics = metrics
-        self.hot_routes = dict(hot_routes or {})
+        self.hot_routes = dict(hot_routes)
+        self.crash = crash
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -67,7 +72,7 @@ class GatewayMiddleware:
             elif hot is not None:
                 scope["route"] = hot
                 scope["endpoint"] = hot.endpoint
-                await _serve_hot(hot.endpoint, scope, receive, send_with_id)
+                await self._serve_hot(hot.endpoint, scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
@@ -75,11 +80,15 @@ class GatewayMiddleware:
             route = getattr(scope.get("route"), "path", "unmatched")
             self.metrics.observe_request(route, status, time.perf_counter() - started)
 
-
-async def _serve_hot(endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
-    request = Request(scope, receive, send)
-    try:
-        response = await endpoint(request)
-    except GatewayError as exc:
-        response = await handle_gateway_error(request, exc)
-    await response(scope, receive, send)
+    async def _serve_hot(
+        self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except GatewayError as exc:
+            response = await handle_gateway_error(request, exc)
+        except Exception as exc:
+            await (await self.crash(request, exc))(scope, receive, send)
+            raise
+        await response(scope, receive, send)

@@ -17,7 +17,7 @@ import json
 import math
 import ssl
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import aclosing, asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,56 +184,63 @@ _MAX_LINE = 2 * 2**18
 class UpstreamStream:
     """An answer being read: as lines (NDJSON) or as server-sent events.
 
-    Lines are split from whatever each read returns, one generator per answer: a line at a
-    time through aiohttp's `readline` (and one generator per layer) cost more than the rest of
-    reading a completion."""
+    Lines are split from whatever each read returns, inside the one generator per answer: a
+    line at a time through aiohttp's `readline` (and one generator per layer) cost more than
+    the rest of reading a completion."""
 
     def __init__(self, headers: Mapping[str, str], read: Callable[[], Awaitable[bytes]]) -> None:
         self.headers = headers
         self.read = read  # the next bytes of the body, b"" at its end
 
-    async def _batches(self) -> AsyncGenerator[list[str]]:
-        """The complete lines (without their line end) of each read, then the unended last."""
-        read = self.read
-        pending = b""
-        while chunk := await read():
-            *complete, pending = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
-            if len(pending) > _MAX_LINE:
-                raise ValueError(f"upstream line longer than {_MAX_LINE} bytes")
-            if complete:
-                yield [raw.decode("utf-8").rstrip("\r") for raw in complete]
-        if pending:
-            yield [pending.decode("utf-8").rstrip("\r")]
-
     async def lines(self) -> AsyncGenerator[str]:
-        async with aclosing(self._batches()) as batches:
-            async for batch in batches:
-                for line in batch:
-                    yield line
+        read, pending = self.read, b""
+        while chunk := await read():
+            complete, pending = _split(pending, chunk)
+            for line in complete:
+                yield line
+        if pending:
+            yield _decoded(pending)
 
     async def events(self) -> AsyncGenerator[ServerSentEvent]:
         """Events of a `text/event-stream` body (the WHATWG rules for `event` and `data`)."""
         kind = self.headers.get("content-type", "").partition(";")[0].strip()
         if kind != "text/event-stream":
             raise ProviderUnavailable(f"upstream sent {kind or 'no content type'}, not SSE")
+        read, pending = self.read, b""
         event = ""
         data: list[str] = []
-        async with aclosing(self._batches()) as batches:
-            async for batch in batches:
-                for line in batch:
-                    if not line:
-                        if data:
-                            yield ServerSentEvent(event or "message", "\n".join(data))
-                        event, data = "", []
-                        continue
-                    name, _, value = line.partition(":")
-                    value = value.removeprefix(" ")
-                    if name == "data":
-                        data.append(value)
-                    elif name == "event":
-                        event = value
-        if data:
-            yield ServerSentEvent(event or "message", "\n".join(data))
+        while True:
+            chunk = await read()
+            if chunk:
+                complete, pending = _split(pending, chunk)
+            else:  # the end: the unended last line, then a blank one
+                complete, pending = ([_decoded(pending)] if pending else []) + [""], b""
+            for line in complete:
+                if not line:
+                    if data:
+                        yield ServerSentEvent(event or "message", "\n".join(data))
+                    event, data = "", []
+                    continue
+                name, _, value = line.partition(":")
+                value = value.removeprefix(" ")
+                if name == "data":
+                    data.append(value)
+                elif name == "event":
+                    event = value
+            if not chunk:
+                return
+
+
+def _decoded(raw: bytes) -> str:
+    return raw.decode("utf-8").rstrip("\r")
+
+
+def _split(pending: bytes, chunk: bytes) -> tuple[list[str], bytes]:
+    """The complete lines (without their line ends) of `pending + chunk`, and the rest."""
+    *complete, rest = (pending + chunk).split(b"\n") if pending else chunk.split(b"\n")
+    if len(rest) > _MAX_LINE:
+        raise ValueError(f"upstream line longer than {_MAX_LINE} bytes")
+    return [_decoded(raw) for raw in complete], rest
 
 
 def error_message(body: bytes) -> str:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -64,6 +66,28 @@ class Env:
     def instance_headers(self) -> dict[str, str]:
         token = self.portal.instance_token(INSTANCE_ID, clock=self.clock)
         return instance_headers(token, INSTANCE_ID)
+
+
+@contextmanager
+def saas_gateway(
+    data_dir: Path, completions: CompletionsSettings | None = None
+) -> Iterator[tuple[ServerThread, Issuer, ManualClock]]:
+    """A real gateway trusting one SaaS issuer, its usage events kept in memory."""
+    saas = Issuer("saas").start()
+    clock = ManualClock()
+    settings = GatewaySettings(
+        trusted_issuers=[TrustedIssuer(url=saas.url, kind="saas-instance")],
+        data_dir=data_dir,
+        completions=completions or CompletionsSettings(),
+    )
+    app = create_app(settings, clock=clock)
+    server = ServerThread(app).start()
+    app.state.ctx.usage = MemoryRecorder()
+    try:
+        yield server, saas, clock
+    finally:
+        server.stop()
+        saas.stop()
 
 
 def completion_body(**overrides) -> dict:  # type: ignore[no-untyped-def]

@@ -11,14 +11,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from codesuggest.gateway.app import create_app
-from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
 from codesuggest.tokens import ManualClock
 from gateway.completions.routes_env import (
     INSTANCE_ID,
     USER_ID,
-    MemoryRecorder,
     completion_body,
+    saas_gateway,
     wait_until,
 )
 from instance.logcapture import capture_logs, release
@@ -30,18 +28,8 @@ SECRET = "the-bug-s-own-words-0123"
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory) -> Iterator[tuple[ServerThread, Issuer, ManualClock]]:
-    saas = Issuer("saas").start()
-    clock = ManualClock()
-    settings = GatewaySettings(
-        trusted_issuers=[TrustedIssuer(url=saas.url, kind="saas-instance")],
-        data_dir=tmp_path_factory.mktemp("gateway"),
-    )
-    app = create_app(settings, clock=clock)
-    server = ServerThread(app).start()
-    app.state.ctx.usage = MemoryRecorder()
-    yield server, saas, clock
-    server.stop()
-    saas.stop()
+    with saas_gateway(tmp_path_factory.mktemp("gateway")) as running:
+        yield running
 
 
 def test_a_crash_in_a_completion_is_the_gateway_s_500_and_the_gateway_serves_on(

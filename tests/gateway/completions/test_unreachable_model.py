@@ -12,20 +12,16 @@ import httpx
 import pytest
 
 from codesuggest.common.model_server import MODEL_UNREACHABLE
-from codesuggest.gateway.app import create_app
 from codesuggest.gateway.completions.settings import CompletionsSettings
-from codesuggest.gateway.settings import GatewaySettings, TrustedIssuer
-from codesuggest.tokens import ManualClock
 from gateway.completions.routes_env import (
     INSTANCE_ID,
     USER_ID,
-    MemoryRecorder,
     completion_body,
+    saas_gateway,
     wait_until,
 )
 from instance.logcapture import capture_logs, release
-from support.issuer import Issuer, instance_headers
-from support.servers import ServerThread
+from support.issuer import instance_headers
 
 API_KEY = "sk-never-logged-0123456789"
 
@@ -40,25 +36,15 @@ def closed_port() -> Iterator[int]:
 
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory, closed_port):  # type: ignore[no-untyped-def]
-    saas = Issuer("saas").start()
-    clock = ManualClock()
-    settings = GatewaySettings(
-        trusted_issuers=[TrustedIssuer(url=saas.url, kind="saas-instance")],
-        data_dir=tmp_path_factory.mktemp("gateway"),
-        completions=CompletionsSettings(
-            provider="openai",
-            openai_base_url=f"http://127.0.0.1:{closed_port}/v1",
-            openai_model="qwen2.5-coder-1.5b",
-            openai_api_key=API_KEY,
-            embedded_enabled=False,
-        ),
+    completions = CompletionsSettings(
+        provider="openai",
+        openai_base_url=f"http://127.0.0.1:{closed_port}/v1",
+        openai_model="qwen2.5-coder-1.5b",
+        openai_api_key=API_KEY,
+        embedded_enabled=False,
     )
-    app = create_app(settings, clock=clock)
-    server = ServerThread(app).start()
-    app.state.ctx.usage = MemoryRecorder()
-    yield server, saas, clock
-    server.stop()
-    saas.stop()
+    with saas_gateway(tmp_path_factory.mktemp("gateway"), completions) as running:
+        yield running
 
 
 @pytest.mark.parametrize("stream", [False, True])

@@ -12,6 +12,7 @@ from client.contract_fakes import GOOD_PAT
 from codesuggest.client.details import REFUSED_BACKOFF
 from codesuggest.client.service import CompletionFailed, CompletionInput, SuggestionClient
 from codesuggest.tokens.clock import ManualClock
+from support.polling import eventually
 
 REQUEST = CompletionInput(
     file_name="app/main.py",
@@ -25,14 +26,6 @@ GENERATION_REQUEST = CompletionInput(
     content_below_cursor="",
     language_identifier="python",
 )
-
-
-async def poll(condition, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 def make_client(stack, skew: float = 0.0, token: str = GOOD_PAT, **kwargs):
@@ -243,7 +236,7 @@ async def test_skewed_client_clock_refreshes_on_the_servers_schedule(stack, skew
         assert len(world.direct_access_calls) == 1  # not due yet on the server's clock
         advance(stack, clock, 31)
         await client.complete(REQUEST)
-        await poll(lambda: len(world.tokens) == 2)
+        await eventually(lambda: len(world.tokens) == 2)
         advance(stack, clock, 0.2 * world.token_lifetime)  # first token now expired
         assert (await client.complete(REQUEST)).path == "direct"
     finally:
@@ -282,11 +275,11 @@ async def test_cancelled_completion_stops_its_http_call(stack):
         await client.complete(REQUEST)  # warm
         stack.world.model_delay = 3.0
         task = asyncio.create_task(client.complete(REQUEST))
-        await poll(lambda: stack.world.in_flight == 1)
+        await eventually(lambda: stack.world.in_flight == 1)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        await poll(lambda: stack.world.disconnects == 1, within=2.0)
+        await eventually(lambda: stack.world.disconnects == 1, within=2.0)
         stack.world.model_delay = 0.0
         assert (await client.complete(REQUEST)).path == "direct"  # breaker untouched
     finally:
@@ -320,7 +313,7 @@ async def test_idle_client_refreshes_on_its_timer_without_any_completion(stack):
         await asyncio.sleep(0.1)  # several timer rounds, none due yet
         assert len(stack.world.direct_access_calls) == 1
         advance(stack, clock, 11)
-        await poll(lambda: len(stack.world.direct_access_calls) == 2)
+        await eventually(lambda: len(stack.world.direct_access_calls) == 2)
     finally:
         await client.aclose()
     assert len(stack.world.gateway_requests) == 1  # no completion was needed for it

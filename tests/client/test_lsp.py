@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import sys
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,19 +17,12 @@ from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 
 from client.contract_fakes import GOOD_PAT
+from support.polling import eventually
 
 SERVER = [sys.executable, "-m", "codesuggest.client.lsp"]
 URI = "file:///work/project/app/main.py"
 TEXT = "import os\n\ndef add(a, b):\n    return \n"
 CURSOR = types.Position(line=3, character=11)
-
-
-async def poll(condition, within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -95,7 +87,7 @@ async def test_inline_completion_and_completion_come_direct(stack, tmp_path):
             types.CompletionParams(text_document=types.TextDocumentIdentifier(uri=URI),
                                    position=CURSOR)
         )  # fmt: skip
-        await poll(lambda: statuses)
+        await eventually(lambda: statuses)
     assert announced.inline_completion_provider is not None
     assert announced.completion_provider is not None
     assert list(announced.execute_command_provider.commands) == ["codesuggest.accepted"]
@@ -121,11 +113,11 @@ async def test_cancel_request_stops_the_http_call(stack, tmp_path):
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(), msg_id=request_id
             )
         )
-        await poll(lambda: stack.world.in_flight == 1)
+        await eventually(lambda: stack.world.in_flight == 1)
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=request_id))
         with pytest.raises(JsonRpcRequestCancelled):
             await pending
-        await poll(lambda: stack.world.disconnects == 1, within=2.0)
+        await eventually(lambda: stack.world.disconnects == 1, within=2.0)
         stack.world.model_delay = 0.0
         after = await client.text_document_inline_completion_async(inline_params())
     assert after is not None and after.items[0].insert_text == "return a + b"
@@ -160,7 +152,7 @@ async def test_a_mid_word_completion_item_replaces_the_word_typed_so_far(stack, 
 async def test_settings_changed_at_run_time(stack, tmp_path):
     async with lsp(tmp_path, options(stack, token="glpat-wrong")) as (client, statuses):
         refused = await client.text_document_inline_completion_async(inline_params())
-        await poll(lambda: any(s["state"] == "unauthorized" for s in statuses))
+        await eventually(lambda: any(s["state"] == "unauthorized" for s in statuses))
         client.workspace_did_change_configuration(
             types.DidChangeConfigurationParams(settings=options(stack, token=GOOD_PAT))
         )
@@ -176,7 +168,7 @@ async def test_gateway_down_announces_monolith_and_still_serves(stack, tmp_path)
         stack.gateway.stop()
         try:
             served = await client.text_document_inline_completion_async(inline_params())
-            await poll(lambda: len(statuses) >= 2)
+            await eventually(lambda: len(statuses) >= 2)
         finally:
             stack.gateway.start()
     assert served is not None and served.items[0].insert_text == "return a + b"
@@ -219,7 +211,7 @@ async def test_request_cancelled_during_debounce_sends_nothing(stack, tmp_path):
                 types.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(), msg_id="early"
             )
         )
-        await poll(lambda: "early" in client.protocol._request_futures)  # sent
+        await eventually(lambda: "early" in client.protocol._request_futures)  # sent
         client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id="early"))
         with pytest.raises(JsonRpcRequestCancelled):
             await early

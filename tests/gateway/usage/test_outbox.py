@@ -11,7 +11,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from codesuggest.common.usage import UsageEvent
 from codesuggest.gateway.usage.outbox import Outbox, OutboxClosed
 from codesuggest.gateway.usage.sinks import HttpSink, JsonlSink
 from codesuggest.tokens import ManualClock
+from support.polling import eventually
 
 
 def event(n: int = 0, **fields) -> UsageEvent:
@@ -30,20 +30,6 @@ def event(n: int = 0, **fields) -> UsageEvent:
         status="served",
         **fields,
     )
-
-
-async def eventually(predicate, within: float = 10.0) -> None:
-    """Poll `predicate` (sync or async) until true, failing after `within` seconds."""
-    deadline = time.monotonic() + within
-
-    async def holds() -> bool:
-        value = predicate()
-        return await value if asyncio.iscoroutine(value) else value
-
-    while not await holds():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.01)
 
 
 async def no_pending(outbox: Outbox) -> bool:

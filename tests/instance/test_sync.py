@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -270,15 +271,25 @@ def test_cli_sync_force(store, settings, monkeypatch, portal) -> None:  # type: 
     assert len(rows(store)) == 1
 
 
+def _own_instance(tmp_path: Path, name: str, portal_url: str, **changes: Any) -> InstanceSettings:
+    """Settings of an instance with its own SQLite database in `tmp_path`."""
+    return InstanceSettings(
+        database_url=f"sqlite:///{tmp_path / f'{name}.db'}",
+        data_dir=tmp_path,
+        secret=f"{name}-test-secret-0123456789abcdef",
+        portal_url=portal_url,
+        **changes,
+    )
+
+
 def test_the_server_runs_the_sync_job_on_start(settings, portal, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     from codesuggest.instance.app import create_app
 
     app = create_app(
-        InstanceSettings(
-            database_url=f"sqlite:///{tmp_path / 'job.db'}",
-            data_dir=tmp_path,
-            secret="job-test-secret-0123456789abcdef",
-            portal_url=portal.server.url,
+        _own_instance(
+            tmp_path,
+            "job",
+            portal.server.url,
             license_key=portal.new_license()[0],
             sync_retry_initial=0.05,
         )
@@ -304,11 +315,10 @@ def test_not_ready_until_the_first_token_then_ready_through_failed_syncs(  # typ
     license_key, _ = portal.new_license()
     portal.server.stop()
     app = create_app(
-        InstanceSettings(
-            database_url=f"sqlite:///{tmp_path / 'ready.db'}",
-            data_dir=tmp_path,
-            secret="ready-test-secret-0123456789abcdef",
-            portal_url=portal.server.url,
+        _own_instance(
+            tmp_path,
+            "ready",
+            portal.server.url,
             license_key=license_key,
             sync_retry_initial=0.05,
             sync_interval=0.05,
@@ -361,15 +371,7 @@ def test_not_ready_until_the_first_token_then_ready_through_failed_syncs(  # typ
 def test_not_ready_without_a_way_to_get_a_token(tmp_path: Path, changes, why: str) -> None:  # type: ignore[no-untyped-def]
     from codesuggest.instance.app import create_app
 
-    app = create_app(
-        InstanceSettings(
-            database_url=f"sqlite:///{tmp_path / 'none.db'}",
-            data_dir=tmp_path,
-            secret="none-test-secret-0123456789abcdef",
-            portal_url=f"http://127.0.0.1:{free_port()}",
-            **changes,
-        )
-    )
+    app = create_app(_own_instance(tmp_path, "none", f"http://127.0.0.1:{free_port()}", **changes))
     try:
         with ServerThread(app) as server, httpx.Client(base_url=server.url) as client:
             reply = _readiness(client)

@@ -36,11 +36,13 @@ MODEL = "codellama:7b-code"
 class TlsModel:
     """OpenAI's `POST /v1/completions` streamed as SSE; `seen` holds each request's HTTP
     version and client port (one port per TCP connection). With `hang`, the answer stops after
-    its first chunk until the client goes away, which sets `disconnected`."""
+    its first chunk until the client goes away, which sets `disconnected`; with `hold`, it
+    waits for that before sending anything (a server still reading a long prompt)."""
 
     def __init__(self, certs: Path, alpn: list[str]) -> None:
         self.seen: list[tuple[str, int]] = []
         self.hang = False
+        self.hold = False
         self.disconnected = threading.Event()
         sock = socket.socket()
         sock.bind(("127.0.0.1", 0))
@@ -80,6 +82,9 @@ class TlsModel:
             pass
         assert scope["path"] == "/v1/completions"
         self.seen.append((scope["http_version"], scope["client"][1]))
+        if self.hold:
+            await self._until_disconnected(receive)
+            return
         chunk = {"choices": [{"text": "return a + b", "finish_reason": None}]}
         await send(
             {
@@ -96,11 +101,14 @@ class TlsModel:
             }
         )
         if self.hang:
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            self.disconnected.set()
+            await self._until_disconnected(receive)
             return
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+
+    async def _until_disconnected(self, receive: Any) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.disconnected.set()
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +168,24 @@ async def test_cancelled_calls_reset_their_stream_and_keep_the_connection(h2_mod
     assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
     await model.aclose()
     assert [version for version, _ in h2_model.seen] == ["2"] * 4
+    assert len({port for _, port in h2_model.seen}) == 1, "a new connection was opened"
+
+
+async def test_a_call_cancelled_before_the_answer_s_head_resets_its_stream(h2_model):
+    """httpcore forgets such a stream without a word to the server: it is reset here."""
+    model = provider(h2_model)
+    assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
+    h2_model.hold = True
+    task = asyncio.ensure_future(model.complete(PROMPT, MODEL, PARAMS))
+    await asyncio.to_thread(wait_until, lambda: len(h2_model.seen) >= 2, what="call started")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(h2_model.disconnected.wait, 10), "cancel did not reset"
+    h2_model.hold = False
+    assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
+    await model.aclose()
+    assert [version for version, _ in h2_model.seen] == ["2"] * 3
     assert len({port for _, port in h2_model.seen}) == 1, "a new connection was opened"
 
 

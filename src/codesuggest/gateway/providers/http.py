@@ -13,6 +13,7 @@ completion service bounds the whole call).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import ssl
@@ -133,14 +134,18 @@ class Upstream:
     async def _stream_http2(self, path: str, body: Any) -> AsyncIterator[httpx.Response]:
         client = self._open_http2()
         request = client.build_request("POST", self.base_url + path, content=json.dumps(body))
-        response = await client.send(request, stream=True)
+        try:
+            response = await client.send(request, stream=True)
+        except BaseException:  # cancelled (or failed) before the answer's head arrived
+            await _reset_forgotten(client, request)
+            raise
         try:
             yield response
         finally:
             try:
                 await response.aclose()
             finally:
-                await _reset_unfinished(client, response)
+                await _reset_forgotten(client, request)
 
     async def aclose(self) -> None:
         if self._session is not None:
@@ -151,29 +156,36 @@ class Upstream:
             self._client = None
 
 
-async def _reset_unfinished(client: httpx.AsyncClient, response: httpx.Response) -> None:
-    """Reset the HTTP/2 stream of an answer left before its end, so the server stops.
+async def _reset_forgotten(client: httpx.AsyncClient, request: httpx.Request) -> None:
+    """Reset the HTTP/2 streams that httpcore has forgotten without telling the server, so it
+    stops generating into a stream nobody reads.
 
-    httpcore (1.0) forgets such a stream without telling the server, which would go on
-    generating into a stream nobody reads; its pool holds the connection whose state is
-    reached here. Without HTTP/2, or if that state is not found, the connection is left as is
-    (over HTTP/1.1 httpcore closes a connection whose answer was not read to its end)."""
-    if response.extensions.get("http_version") != b"HTTP/2":
-        return
-    stream_id = response.extensions.get("stream_id")
-    network = response.extensions.get("network_stream")
+    httpcore (1.0) drops a stream whose answer was left before its end, or whose call was
+    cancelled before the answer's head arrived, from its own bookkeeping (`_events`) but not
+    from the connection's h2 state; its pool holds the connections whose state is reached
+    here. A stream h2 still has open that httpcore no longer tracks is such a stream. Without
+    HTTP/2 nothing is found (over HTTP/1.1 httpcore closes a connection whose answer was not
+    read to its end)."""
     pool = getattr(client._transport, "_pool", None)
     for pooled in list(getattr(pool, "connections", ())):
         connection = getattr(pooled, "_connection", None)
         state = getattr(connection, "_h2_state", None)
-        if connection is None or state is None or connection._network_stream is not network:
+        tracked = getattr(connection, "_events", None)
+        if connection is None or state is None or tracked is None:
             continue
-        try:
-            state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
-        except (h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
-            return  # the answer had ended
-        await connection._write_outgoing_data(response.request)
-        return
+        forgotten = [
+            stream_id
+            for stream_id, stream in list(state.streams.items())
+            if not stream.closed and stream_id not in tracked
+        ]
+        for stream_id in forgotten:
+            with contextlib.suppress(h2.exceptions.StreamClosedError, h2.exceptions.ProtocolError):
+                state.reset_stream(stream_id, error_code=h2.errors.ErrorCodes.CANCEL)
+        if forgotten:
+            # Best effort: a connection that cannot take the reset is broken, which the
+            # server sees as well; the caller's own outcome (often a cancellation) stands.
+            with contextlib.suppress(Exception):
+                await connection._write_outgoing_data(request)
 
 
 # aiohttp's own bound on a line (twice its read buffer): an upstream that never ends a line

@@ -144,6 +144,17 @@ def provider(server: TlsModel) -> OpenAIProvider:
     return OpenAIProvider(base_url=f"https://127.0.0.1:{server.port}/v1", models=(MODEL,))
 
 
+async def cancel_once_received(model: OpenAIProvider, server: TlsModel, calls: int) -> None:
+    """Start a completion, cancel it once the server has received it (its `calls`-th request),
+    and require the server to learn that its client left."""
+    task = asyncio.ensure_future(model.complete(PROMPT, MODEL, PARAMS))
+    await asyncio.to_thread(wait_until, lambda: len(server.seen) >= calls, what="call started")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await asyncio.to_thread(server.disconnected.wait, 10), "cancel did not reset"
+
+
 async def test_cancelled_calls_reset_their_stream_and_keep_the_connection(h2_model):
     model = provider(h2_model)
     assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
@@ -157,12 +168,7 @@ async def test_cancelled_calls_reset_their_stream_and_keep_the_connection(h2_mod
 
     # The call is cancelled (the deadline passed) while waiting for the next chunk.
     h2_model.disconnected.clear()
-    task = asyncio.ensure_future(model.complete(PROMPT, MODEL, PARAMS))
-    await asyncio.to_thread(wait_until, lambda: len(h2_model.seen) >= 3, what="call started")
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(h2_model.disconnected.wait, 10), "cancel did not reset"
+    await cancel_once_received(model, h2_model, calls=3)
 
     h2_model.hang = False
     assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
@@ -176,12 +182,7 @@ async def test_a_call_cancelled_before_the_answer_s_head_resets_its_stream(h2_mo
     model = provider(h2_model)
     assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
     h2_model.hold = True
-    task = asyncio.ensure_future(model.complete(PROMPT, MODEL, PARAMS))
-    await asyncio.to_thread(wait_until, lambda: len(h2_model.seen) >= 2, what="call started")
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert await asyncio.to_thread(h2_model.disconnected.wait, 10), "cancel did not reset"
+    await cancel_once_received(model, h2_model, calls=2)
     h2_model.hold = False
     assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
     await model.aclose()

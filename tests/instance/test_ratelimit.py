@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -14,12 +14,14 @@ import httpx
 import pytest
 import redis
 
+from codesuggest.common.sealing import Sealer
 from codesuggest.instance import admin, seats
 from codesuggest.instance.app import create_app
 from codesuggest.instance.errors import InstanceError
 from codesuggest.instance.models import utc
 from codesuggest.instance.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from codesuggest.instance.settings import InstanceSettings
+from codesuggest.instance.user_tokens import REUSE_MARGIN, SharedTokens, UserTokenCache
 from codesuggest.tokens import ManualClock
 from instance.harness import free_port
 from support.servers import ServerThread
@@ -117,9 +119,8 @@ def test_concurrent_first_calls_on_two_processes_mint_once(
             tokens = app.state.ctx.instance_tokens
 
             def held(session, caller, sign=tokens.sign_user_token):  # type: ignore[no-untyped-def]
-                # Not wait_until: its TimeoutError is an OSError, which the cache takes for a
-                # Redis failure (and then mints on its own). Past the deadline the mint goes
-                # ahead: the other process then finds the token in Redis, still one mint.
+                # Not wait_until: its TimeoutError would fail the mint. Past the deadline the
+                # mint goes ahead: the other process then finds the token in Redis, one mint.
                 deadline = time.monotonic() + 10
                 while not all(cache._inflight for cache in caches):
                     if time.monotonic() > deadline:
@@ -195,16 +196,11 @@ def test_redis_outage_is_a_503_with_retry_after(prefix: str) -> None:
 
 
 def test_redis_outage_still_mints_the_token(prefix: str) -> None:
-    from codesuggest.common.sealing import Sealer
-    from codesuggest.instance.user_tokens import SharedTokens, UserTokenCache
-
     clock = ManualClock(1_000.0)
     cache = UserTokenCache(clock)
 
     async def run() -> tuple[str, int]:
-        cache.shared = SharedTokens(
-            f"redis://127.0.0.1:{free_port()}/0", prefix, Sealer("s" * 32), clock, cache.margin
-        )
+        cache.shared = _shared(prefix, clock, f"redis://127.0.0.1:{free_port()}/0")
 
         async def mint() -> tuple[str, int]:
             return "token-1", 4_600
@@ -213,6 +209,87 @@ def test_redis_outage_still_mints_the_token(prefix: str) -> None:
             return await cache.get(("user", "saas"), mint)
         finally:
             await cache.shared.aclose()
+
+    assert asyncio.run(run()) == ("token-1", 4_600)
+    assert cache.mints == 1
+
+
+def _shared(prefix: str, clock: ManualClock, url: str = REDIS) -> SharedTokens:
+    return SharedTokens(url, prefix, Sealer("s" * 32), clock, REUSE_MARGIN)
+
+
+def test_a_token_stored_between_look_and_lock_is_taken_not_minted_again(prefix: str) -> None:
+    """Process b finds no token, then (before it takes the lock) process a mints, stores it and
+    unlocks: b must find a's token once it holds the lock, not mint a second one."""
+    clock = ManualClock(1_000.0)
+    minted_by: list[str] = []
+
+    async def run() -> tuple[str, int]:
+        a, b = _shared(prefix, clock), _shared(prefix, clock)
+        look = b.get
+
+        async def look_while_a_mints(key: Hashable) -> tuple[str, int] | None:
+            hit = await look(key)
+            if not minted_by:
+                await a.obtain(key, lambda: mint("a"))
+            return hit
+
+        async def mint(who: str) -> tuple[str, int]:
+            minted_by.append(who)
+            return f"token-{who}", 4_600
+
+        b.get = look_while_a_mints  # type: ignore[method-assign]
+        try:
+            return await b.obtain(("user", "saas"), lambda: mint("b"))
+        finally:
+            await a.aclose()
+            await b.aclose()
+
+    assert asyncio.run(run()) == ("token-a", 4_600)
+    assert minted_by == ["a"]
+
+
+def test_a_failing_mint_is_not_taken_for_a_redis_failure(prefix: str) -> None:
+    """A mint that times out (an OSError, like a Redis failure) is raised as it is, once: the
+    cache does not mint again as it would when Redis fails."""
+    clock = ManualClock(1_000.0)
+    cache = UserTokenCache(clock)
+
+    async def run() -> None:
+        cache.shared = _shared(prefix, clock)
+
+        async def mint() -> tuple[str, int]:
+            raise TimeoutError("gateway")
+
+        try:
+            await cache.get(("user", "saas"), mint)
+        finally:
+            await cache.shared.aclose()
+
+    with pytest.raises(TimeoutError, match="gateway"):
+        asyncio.run(run())
+    assert cache.mints == 1
+
+
+def test_a_token_minted_before_redis_failed_is_kept(prefix: str) -> None:
+    """Redis fails while storing the minted token: the caller gets that token, no second mint."""
+    clock = ManualClock(1_000.0)
+    cache = UserTokenCache(clock)
+
+    async def run() -> tuple[str, int]:
+        shared = cache.shared = _shared(prefix, clock)
+
+        async def store_fails(key: Hashable, minted: tuple[str, int]) -> None:
+            raise redis.exceptions.ConnectionError("Redis went away")
+
+        async def mint() -> tuple[str, int]:
+            return f"token-{cache.mints}", 4_600
+
+        shared.put = store_fails  # type: ignore[method-assign]
+        try:
+            return await cache.get(("user", "saas"), mint)
+        finally:
+            await shared.aclose()
 
     assert asyncio.run(run()) == ("token-1", 4_600)
     assert cache.mints == 1

@@ -73,14 +73,18 @@ class SharedTokens:
         if (hit := await self.get(key)) is not None:
             return hit
         locked = await self.redis.set(lock, b"1", nx=True, px=int(self.lock_seconds * 1000))
-        if not locked:
-            for _ in range(int(self.lock_seconds / self.poll_interval)):
-                await asyncio.sleep(self.poll_interval)
+        try:
+            if locked:
+                # Another process may have minted, stored and unlocked between look and lock.
                 if (hit := await self.get(key)) is not None:
                     return hit
-                if not await self.redis.exists(lock):
-                    break
-        try:
+            else:
+                for _ in range(int(self.lock_seconds / self.poll_interval)):
+                    await asyncio.sleep(self.poll_interval)
+                    if (hit := await self.get(key)) is not None:
+                        return hit
+                    if not await self.redis.exists(lock):
+                        break
             minted = await mint()
             await self.put(key, minted)
             return minted
@@ -131,10 +135,7 @@ class UserTokenCache:
         try:
             minted: Minted | None = None
             if self.shared is not None:
-                try:
-                    minted = await self.shared.obtain(key, lambda: self._counted(mint))
-                except (aioredis.RedisError, OSError, ValueError) as exc:
-                    log.warning("shared token cache unavailable", error=type(exc).__name__)
+                minted = await self._obtain_shared(self.shared, key, mint)
             if minted is None:
                 minted = await self._counted(mint)
             if len(self._tokens) >= self.max_entries:
@@ -144,3 +145,27 @@ class UserTokenCache:
             return minted
         finally:
             self._inflight.pop(key, None)
+
+    async def _obtain_shared(
+        self, shared: SharedTokens, key: Hashable, mint: Callable[[], Awaitable[Minted]]
+    ) -> Minted | None:
+        """The token through Redis; None when Redis failed before a mint. A failing mint is
+        raised as it is (it is no Redis failure, and minting again would not help), and a
+        token minted before Redis failed is kept."""
+        minting = False
+        minted: Minted | None = None
+
+        async def counted() -> Minted:
+            nonlocal minting, minted
+            minting = True
+            minted = await self._counted(mint)
+            minting = False
+            return minted
+
+        try:
+            return await shared.obtain(key, counted)
+        except (aioredis.RedisError, OSError, ValueError) as exc:
+            if minting:
+                raise
+            log.warning("shared token cache unavailable", error=type(exc).__name__)
+            return minted

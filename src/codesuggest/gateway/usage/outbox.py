@@ -160,6 +160,7 @@ class Outbox:
         self.journal = journal.directory_of(path) if synchronous != "FULL" else None
         self._segment: Segment | None = None  # the open journal segment (loop thread only)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._deferred: list[_Write] = []  # durable writes not yet handed to the writer
         self._writer: threading.Thread | None = None
         self._conn: sqlite3.Connection | None = None
         self._conn_lock = threading.Lock()  # the shipper's connection, used from worker threads
@@ -201,10 +202,10 @@ class Outbox:
             return
         self._closed = True
         if self._segment is not None:  # deleted once its rows are committed
-            self._queue.put(self._segment)
+            self._put(self._segment)
             self._segment = None
         if self._writer is not None:
-            self._queue.put(_STOP)
+            self._put(_STOP)
             await asyncio.to_thread(self._writer.join)
         if self._shipper is not None:
             self._stopping = True
@@ -263,14 +264,18 @@ class Outbox:
             segment.append(journal.encode(rows), len(rows))
             if not committed:
                 future.set_result(None)
-        self._queue.put(_Write(rows, None if future.done() else future, loop, segment))
+        write = _Write(rows, None if future.done() else future, loop, segment)
+        if future.done():
+            self._defer(write, loop)
+        else:
+            self._put(write)
         return future
 
     def _next_segment(self, full: Segment) -> Segment:
         """A new segment to append to; `full` is deleted once its rows are committed."""
         assert self.journal is not None
         self._segment = Segment(self.journal)
-        self._queue.put(full)
+        self._put(full)
         return self._segment
 
     async def flushed(self) -> None:
@@ -279,8 +284,27 @@ class Outbox:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Flushed(future, loop))
+        self._put(_Flushed(future, loop))
         await future
+
+    def _defer(self, write: _Write, loop: asyncio.AbstractEventLoop) -> None:
+        """Hand a durable write to the writer once this task yields (its answer sent), so that
+        the commit does not take the GIL from the answer on its way out; the writes of one
+        turn of the loop go together."""
+        self._deferred.append(write)
+        if len(self._deferred) == 1:
+            loop.call_soon(self._hand_over)
+
+    def _hand_over(self) -> None:
+        deferred, self._deferred = self._deferred, []
+        for write in deferred:
+            self._queue.put(write)
+
+    def _put(self, item: object) -> None:
+        """Queue `item` for the writer after the writes deferred before it (order matters: a
+        segment is closed, a flush settled, once the writes queued before it are committed)."""
+        self._hand_over()
+        self._queue.put(item)
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         try:

@@ -86,8 +86,14 @@ def _serve(conn: Any, usage: str, data_dir: str, model_url: str | None) -> None:
         trusted_issuers=[TrustedIssuer(url=issuer_url["url"], kind="saas-instance")],
         data_dir=Path(data_dir),
         usage=UsageSettings(enabled=usage == "on"),
-        # One user sends everything here: the per-user limits stay on, far above the load.
-        fairness=FairnessSettings(user_rate=1e6, user_burst=10**6, user_concurrency=1000),
+        # One user of one instance sends everything here: the limits stay on, far above the load.
+        fairness=FairnessSettings(
+            user_rate=1e6,
+            user_burst=10**6,
+            user_concurrency=1000,
+            instance_rate=1e6,
+            instance_burst=10**6,
+        ),
         completions=CompletionsSettings()
         if model_url is None
         else CompletionsSettings(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import logging
 import re
 import sys
-import uuid
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uuid_utils import uuid4
 
 REQUEST_ID_HEADER = "x-request-id"
 # A key is secret when one of its `_`/`-`-separated words is (`instance_token`, `pat`), not when
@@ -79,7 +79,7 @@ def bind_request_id(scope: Scope) -> str:
             request_id = candidate if _REQUEST_ID.fullmatch(candidate) else ""
             break
     if not request_id:
-        request_id = uuid.uuid4().hex
+        request_id = uuid4().hex
     scope.setdefault("state", {})["request_id"] = request_id
     structlog.contextvars.bind_contextvars(request_id=request_id)
     return request_id

@@ -5,13 +5,13 @@ this module, so neither can drift from the other (docs/usage.md)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from uuid_utils import uuid4
 
 # The `purpose` claim of the gateway-signed token that authorizes a batch of events.
 TOKEN_PURPOSE = "usage_events"
@@ -44,7 +44,7 @@ FIELD_LIMITS = {
 class UsageEvent(BaseModel):
     """One event; `event_id` makes storing it idempotent."""
 
-    event_id: str = Field(default_factory=lambda: str(uuid.uuid4()), min_length=1, max_length=64)
+    event_id: str = Field(default_factory=lambda: str(uuid4()), min_length=1, max_length=64)
     name: EventName
     timestamp: datetime = Field(default_factory=lambda: datetime.now(UTC))
     realm: str | None = None

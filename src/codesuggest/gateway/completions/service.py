@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import anyio
 from prometheus_client import CollectorRegistry, Histogram
+from uuid_utils import uuid4
 
 from codesuggest.common.logs import get_logger
 from codesuggest.common.model_server import shown_url
@@ -226,7 +226,7 @@ class CompletionService:
         with measure(timings, "answer"):
             recorded = self._submit(info, plan, "served" if text else "empty", len(text))
             answer = CompletionResponse(
-                id=uuid.uuid4().hex,
+                id=uuid4().hex,
                 created=int(info.clock.now()),
                 model=plan.model_info(),
                 choices=[Choice(text=text)] if text else [],

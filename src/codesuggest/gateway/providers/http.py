@@ -26,6 +26,7 @@ import aiohttp
 import h2.errors
 import h2.exceptions
 import httpx
+import pydantic_core
 
 from codesuggest.gateway.providers.base import (
     ProviderError,
@@ -128,12 +129,14 @@ class Upstream:
                 yield UpstreamStream(response.headers, response.content.readany)
 
     def _post(self, path: str, body: Any) -> Any:
-        return self._open().post(self.base_url + path, data=json.dumps(body).encode())
+        return self._open().post(self.base_url + path, data=pydantic_core.to_json(body))
 
     @asynccontextmanager
     async def _stream_http2(self, path: str, body: Any) -> AsyncIterator[httpx.Response]:
         client = self._open_http2()
-        request = client.build_request("POST", self.base_url + path, content=json.dumps(body))
+        request = client.build_request(
+            "POST", self.base_url + path, content=pydantic_core.to_json(body)
+        )
         try:
             response = await client.send(request, stream=True)
         except BaseException:  # cancelled (or failed) before the answer's head arrived

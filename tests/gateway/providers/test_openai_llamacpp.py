@@ -171,3 +171,20 @@ async def test_time_budget_cuts_a_generation_and_frees_the_server(llama: LlamaSe
     assert completion.finish_reason == "length" and completion.text
     assert 0 < predicted < 512
     assert took < 512 * seconds / predicted / 2  # well before all 512 tokens
+
+
+async def test_back_to_back_calls_are_all_answered(llama: LlamaServer):
+    """llama.cpp's server closes the connection after every streamed answer without a
+    `Connection: close`: a call sent at once after another was handed that closed connection
+    (every second call failed with "Can not write request body")."""
+    provider = OpenAIProvider(
+        base_url=llama.url + "/v1", models=(MODEL,), api_key=llama.key, fim_template="none",
+        timeout=60,
+    )  # fmt: skip
+    prompt = Prompt("a.py", "python", "#", "def add(a, b):\n    return", "\n")
+    try:
+        texts = [(await provider.complete(prompt, MODEL, Params(4, 0.0, "mid_line"))).text
+                 for _ in range(6)]  # fmt: skip
+    finally:
+        await provider.aclose()
+    assert len(texts) == 6 and len(set(texts)) == 1 and texts[0].strip()

@@ -128,8 +128,27 @@ class Upstream:
                     check_status(response.status, response.headers, await response.read())
                 yield UpstreamStream(response.headers, response.content.readany)
 
-    def _post(self, path: str, body: Any) -> Any:
-        return self._open().post(self.base_url + path, data=pydantic_core.to_json(body))
+    @asynccontextmanager
+    async def _post(self, path: str, body: Any) -> AsyncIterator[aiohttp.ClientResponse]:
+        """The answer's head, over a kept-alive connection if one is free. A server may close a
+        connection right after an answer without saying so (llama.cpp's does after every
+        stream): a call handed that connection before the loop has seen the close fails
+        before any answer arrives, and is sent again (aiohttp does that itself only for
+        idempotent methods; a model call has no effect to repeat). Each such failure drops
+        its connection, so a few tries get past all the stale ones a burst can leave."""
+        session, url, data = self._open(), self.base_url + path, pydantic_core.to_json(body)
+        for _ in range(_STALE_TRIES - 1):
+            try:
+                response = await session.post(url, data=data)
+                break
+            except aiohttp.ClientConnectorError:  # no connection at all: the server is down
+                raise
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                continue
+        else:
+            response = await session.post(url, data=data)
+        async with response:
+            yield response
 
     @asynccontextmanager
     async def _stream_http2(self, path: str, body: Any) -> AsyncIterator[httpx.Response]:
@@ -190,6 +209,9 @@ async def _reset_forgotten(client: httpx.AsyncClient, request: httpx.Request) ->
             with contextlib.suppress(Exception):
                 await connection._write_outgoing_data(request)
 
+
+_STALE_TRIES = 4
+"""Sends of one model call at most, when kept-alive connections turn out closed."""
 
 # aiohttp's own bound on a line (twice its read buffer): an upstream that never ends a line
 # cannot make us buffer without end.

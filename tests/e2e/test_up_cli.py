@@ -150,6 +150,7 @@ def test_port_in_use_names_the_part_and_starts_nothing(tmp_path: Path) -> None:
     message = " ".join(up.stderr.split())
     assert "SaaS" in message or "saas" in message
     assert f"port {base + 2}" in message and "already in use" in message
+    assert "--port-base (or CODESUGGEST_PORT_BASE)" in message
     assert all(port_free(base + offset) for offset in (0, 1, 3))
     assert not (tmp_path / "d" / "stack.pid").exists()
 

@@ -15,7 +15,7 @@ from codesuggest.common.logs import configure
 from codesuggest.stack import runner
 from codesuggest.stack.console import NAMES, print_status, print_summary
 from codesuggest.stack.demo import Demo, StepFailed
-from codesuggest.stack.layout import Layout, StackError, default_data_dir
+from codesuggest.stack.layout import PORT_BASE_ENV, Layout, StackError, default_data_dir
 
 out = Console()
 err = Console(stderr=True)
@@ -31,7 +31,6 @@ DataDir = Annotated[
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 MAX_PORT_BASE = 65535 - 3  # the base and the three ports after it
-PORT_BASE_ENV = "CODESUGGEST_PORT_BASE"
 
 
 def _port_base(help: str) -> Any:

@@ -25,6 +25,7 @@ import platformdirs
 from codesuggest.common.data_dir import make_private
 
 DEFAULT_PORT_BASE = 8180
+PORT_BASE_ENV = "CODESUGGEST_PORT_BASE"
 HOST = "127.0.0.1"
 PARTS = ("portal", "self-managed", "saas", "gateway")
 """Start order: the gateway is ready only once the portal's and the SaaS instance's keys load."""

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from codesuggest.stack.layout import HOST, PARTS, Layout, StackError
+from codesuggest.stack.layout import HOST, PARTS, PORT_BASE_ENV, Layout, StackError
 from codesuggest.stack.parts import MARKER, command, environment
 
 READY_TIMEOUT = 60.0
@@ -45,7 +45,7 @@ def check_port_free(part: str, port: int) -> None:
             reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
             raise StackError(
                 f"cannot start the {part}: port {port} on {HOST} is {reason}. "
-                "Stop what uses it, or pick other ports with --port-base."
+                f"Stop what uses it, or pick other ports with --port-base (or {PORT_BASE_ENV})."
             ) from exc
 
 

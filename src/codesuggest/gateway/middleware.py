@@ -8,8 +8,9 @@ endpoints take only the request and parse their bodies themselves, so FastAPI's 
 per-request exit stacks and dependency resolution have nothing to do for them, and they cost
 more than the rest of a completion's own work. The app puts this middleware outside FastAPI's
 own error, telemetry and body-limit layers (`GatewayApp`), so a completion crosses this one
-layer; errors are answered as inside: a `GatewayError` by its handler, anything else by the
-app's crash handler, then raised on for the server to log (docs/architecture.md)."""
+layer; errors are answered as inside: a `GatewayError` by its handler, anything else (the
+middleware's own code included) by the app's crash handler unless an answer has begun, then
+raised on for the server to log (docs/architecture.md)."""
 
 from __future__ import annotations
 
@@ -51,21 +52,22 @@ class GatewayMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        refused = refusal(scope["path"], scope.get("raw_path"))
-        path = gateway_path(scope["path"])
-        if path is not None:
-            scope = dict(scope, path=path, raw_path=None)
         request_id = (_ID_HEADER, bind_request_id(scope).encode("latin-1"))
         status = 500
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status, answered = message["status"], True
                 message["headers"] = [*message.get("headers", ()), request_id]
             await send(message)
 
         try:
+            refused = refusal(scope["path"], scope.get("raw_path"))
+            path = gateway_path(scope["path"])
+            if path is not None:
+                scope = dict(scope, path=path, raw_path=None)
             hot = self.hot_routes.get(scope["path"]) if scope["method"] == "POST" else None
             if refused is not None:
                 await refused(scope, receive, send_with_id)
@@ -75,6 +77,11 @@ class GatewayMiddleware:
                 await self._serve_hot(hot.endpoint, scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # answered by the crash handler unless answered already
+            if not answered:
+                crashed = await self.crash(Request(scope, receive), exc)
+                await crashed(scope, receive, send_with_id)
+            raise  # for the server's log
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
             route = getattr(scope.get("route"), "path", "unmatched")
@@ -88,7 +95,4 @@ class GatewayMiddleware:
             response = await endpoint(request)
         except GatewayError as exc:
             response = await handle_gateway_error(request, exc)
-        except Exception as exc:
-            await (await self.crash(request, exc))(scope, receive, send)
-            raise
         await response(scope, receive, send)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from codesuggest.gateway import middleware
 from codesuggest.tokens import ManualClock
 from gateway.completions.routes_env import (
     INSTANCE_ID,
@@ -65,3 +66,28 @@ def test_a_crash_in_a_completion_is_the_gateway_s_500_and_the_gateway_serves_on(
     assert [(e["path"], e["error_type"]) for e in logged] == [("/v2/completions", "RuntimeError")]
     assert served.status_code == 200, served.text
     assert 'codesuggest_gateway_requests_total{route="/v2/completions",status="500"} 1.0' in metrics
+
+
+def test_a_crash_in_the_middleware_itself_is_the_gateway_s_500_too(gateway, monkeypatch):
+    """Before any route: the gateway's 500 shape and request id, not the server's plain 500."""
+    server, _, _ = gateway
+
+    def broken(path: str) -> str | None:
+        raise RuntimeError(SECRET)
+
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        handler = capture_logs()
+        try:
+            with monkeypatch.context() as patch:
+                patch.setattr(middleware, "gateway_path", broken)
+                crashed = c.get("/monitoring/ready")
+        finally:
+            release(handler)
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        served = c.get("/monitoring/ready")
+    assert crashed.status_code == 500
+    assert crashed.json() == {"detail": "Internal server error"}
+    assert SECRET not in crashed.text and crashed.headers["x-request-id"]
+    logged = [json.loads(line) for line in handler.lines if "unhandled error" in line]
+    assert [(e["path"], e["error_type"]) for e in logged] == [("/monitoring/ready", "RuntimeError")]
+    assert served.status_code == 200

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -12,12 +13,14 @@ import httpx
 import jwt
 import pytest
 
+from codesuggest.common.serving import DEFAULT_LIMITS
 from codesuggest.edge.nginx import EdgeConfigError, NginxOptions, render, upstream_server
 from edge.conftest import GatewayProcess, Nginx, nginx_options
 from support.issuer import Issuer
 
 INSTANCE_ID = "11111111-2222-3333-4444-555555555555"
 USER_ID = "user-global-id-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def mint_headers(issuer: Issuer) -> dict[str, str]:
@@ -66,6 +69,16 @@ def test_rendered_routes_and_limits() -> None:
     assert text.count("proxy_buffering off;") == 3 and "keepalive 64;" in text
     assert "zone=codesuggest_per_user:10m rate=7r/s" in text
     assert "zone=codesuggest_per_instance:10m rate=100r/s" in text
+
+
+def test_the_edge_drops_an_idle_upstream_connection_before_the_gateway_does() -> None:
+    """Else a request can go out on a connection the gateway is closing as it idles out."""
+    text = render(NginxOptions(gateways=["http://a:1"]))
+    upstream = text.split("upstream codesuggest_gateway {", 1)[1].split("}", 1)[0]
+    idle = re.search(r"keepalive_timeout (\d+)s;", upstream)
+    assert idle is not None and 0 < int(idle.group(1)) < DEFAULT_LIMITS.keep_alive_timeout
+    for copy in ("deploy/nginx/nginx.conf", "deploy/kubernetes/codesuggest.yaml"):
+        assert f"keepalive_timeout {idle.group(1)}s;" in (ROOT / copy).read_text(), copy
 
 
 def test_posts_move_to_the_next_replica_only_where_safe() -> None:

@@ -42,6 +42,10 @@ class ServingLimits:
 
 
 DEFAULT_LIMITS = ServingLimits()
+PEER_KEEPALIVE_EXPIRY = DEFAULT_LIMITS.keep_alive_timeout - 1.0
+"""Idle seconds our HTTP clients keep a connection to another part: less than the parts' own
+idle keep-alive, so that a request never goes out on a connection its server is closing at that
+moment (httpx's default, 5 s, equals the servers'; the edge's nginx keeps 4 s too)."""
 
 
 class _Refused(Exception):

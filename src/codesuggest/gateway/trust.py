@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 
+from codesuggest.common.serving import PEER_KEEPALIVE_EXPIRY
 from codesuggest.gateway.keys import load_signing_key, load_validation_keys
 from codesuggest.gateway.metrics import GatewayMetrics
 from codesuggest.gateway.settings import GatewaySettings
@@ -35,7 +36,8 @@ class TrustStore:
             settings.service_name, [self.signing_key.public, *load_validation_keys(settings)]
         )
         self.http = httpx.AsyncClient(
-            timeout=settings.jwks_timeout, limits=httpx.Limits(max_connections=20)
+            timeout=settings.jwks_timeout,
+            limits=httpx.Limits(max_connections=20, keepalive_expiry=PEER_KEEPALIVE_EXPIRY),
         )
         self.kinds = {i.url.rstrip("/"): i.kind for i in settings.trusted_issuers}
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from codesuggest.common.serving import PEER_KEEPALIVE_EXPIRY
 from codesuggest.instance.instance_tokens import InstanceTokens
 from codesuggest.instance.keys import KeyRing
 from codesuggest.instance.ratelimit import RateLimiter, make_rate_limiter
@@ -48,7 +49,11 @@ class InstanceContext:
 
     async def start(self, run_sync_job: bool) -> None:
         self.http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            limits=httpx.Limits(
+                max_connections=200,
+                max_keepalive_connections=50,
+                keepalive_expiry=PEER_KEEPALIVE_EXPIRY,
+            ),
             follow_redirects=False,
         )
         self.limiter = make_rate_limiter(

@@ -22,6 +22,8 @@ import httpx
 from snowplow_tracker import Emitter, SelfDescribingJson, Tracker
 from snowplow_tracker.events import SelfDescribing
 
+from codesuggest.common.serving import PEER_KEEPALIVE_EXPIRY
+
 SNOWPLOW_SCHEMA = "iglu:com.codesuggest/usage_event/jsonschema/1-0-0"
 
 
@@ -91,7 +93,14 @@ class HttpSink:
     ) -> None:
         self.url = url
         self.token = token
-        self.http = httpx.AsyncClient(timeout=timeout)
+        self.http = httpx.AsyncClient(
+            timeout=timeout,
+            limits=httpx.Limits(
+                max_connections=100,
+                max_keepalive_connections=20,
+                keepalive_expiry=PEER_KEEPALIVE_EXPIRY,
+            ),
+        )
 
     async def deliver(self, batch: list[str]) -> None:
         body = ('{"events":[' + ",".join(batch) + "]}").encode()

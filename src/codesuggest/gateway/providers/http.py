@@ -101,7 +101,7 @@ class Upstream:
                     data = await answer.aread()
                     check_status(answer.status_code, answer.headers, data)
                     return json.loads(data)
-            async with self._post(path, body) as response:
+            async with await self._post(path, body) as response:
                 data = await response.read()
                 check_status(response.status, response.headers, data)
                 return json.loads(data)
@@ -123,32 +123,30 @@ class Upstream:
 
                     yield UpstreamStream(answer.headers, read)
                 return
-            async with self._post(path, body) as response:
+            async with await self._post(path, body) as response:
                 if response.status >= 400:
                     check_status(response.status, response.headers, await response.read())
                 yield UpstreamStream(response.headers, response.content.readany)
 
-    @asynccontextmanager
-    async def _post(self, path: str, body: Any) -> AsyncIterator[aiohttp.ClientResponse]:
-        """The answer's head, over a kept-alive connection if one is free. A server may close a
-        connection right after an answer without saying so (llama.cpp's does after every
-        stream): a call handed that connection before the loop has seen the close fails
-        before any answer arrives, and is sent again (aiohttp does that itself only for
-        idempotent methods; a model call has no effect to repeat). Each such failure drops
-        its connection, so a few tries get past all the stale ones a burst can leave."""
+    async def _post(self, path: str, body: Any) -> aiohttp.ClientResponse:
+        """The answer's head (used as `async with`), over a kept-alive connection if one is
+        free. A server may close a connection right after an answer without saying so
+        (llama.cpp's does after every stream): a call handed that connection before the loop
+        has seen the close fails before any answer arrives, and is sent again (aiohttp does
+        that itself only for idempotent methods; a model call has no effect to repeat). Each
+        such failure drops its connection, so a few sends get past all the stale ones a burst
+        can leave."""
         session, url, data = self._open(), self.base_url + path, pydantic_core.to_json(body)
-        for _ in range(_STALE_TRIES - 1):
+        sends = 1
+        while True:
             try:
-                response = await session.post(url, data=data)
-                break
+                return await session.post(url, data=data)
             except aiohttp.ClientConnectorError:  # no connection at all: the server is down
                 raise
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                continue
-        else:
-            response = await session.post(url, data=data)
-        async with response:
-            yield response
+                if sends == _STALE_TRIES:
+                    raise
+                sends += 1
 
     @asynccontextmanager
     async def _stream_http2(self, path: str, body: Any) -> AsyncIterator[httpx.Response]:

@@ -258,17 +258,17 @@ class Outbox:
         now = self.clock.now()
         rows = [(e.event_id, e.model_dump_json(exclude_none=True), now) for e in events]
         segment = self._segment
+        durable = False
         if segment is not None:
             if segment.rows >= _SEGMENT_ROWS or segment.keep or segment.torn:
                 segment = self._next_segment(segment)
             segment.append(journal.encode(rows), len(rows))
-            if not committed:
-                future.set_result(None)
-        write = _Write(rows, None if future.done() else future, loop, segment)
-        if future.done():
-            self._defer(write, loop)
+            durable = not committed
+        if durable:
+            future.set_result(None)
+            self._defer(_Write(rows, None, loop, segment), loop)
         else:
-            self._put(write)
+            self._put(_Write(rows, future, loop, segment))
         return future
 
     def _next_segment(self, full: Segment) -> Segment:

@@ -155,6 +155,14 @@ async def cancel_once_received(model: OpenAIProvider, server: TlsModel, calls: i
     assert await asyncio.to_thread(server.disconnected.wait, 10), "cancel did not reset"
 
 
+async def served_on_one_connection(model: OpenAIProvider, server: TlsModel, calls: int) -> None:
+    """One more completion is answered, and all `calls` went over HTTP/2 on one connection."""
+    assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
+    await model.aclose()
+    assert [version for version, _ in server.seen] == ["2"] * calls
+    assert len({port for _, port in server.seen}) == 1, "a new connection was opened"
+
+
 async def test_cancelled_calls_reset_their_stream_and_keep_the_connection(h2_model):
     model = provider(h2_model)
     assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
@@ -171,10 +179,7 @@ async def test_cancelled_calls_reset_their_stream_and_keep_the_connection(h2_mod
     await cancel_once_received(model, h2_model, calls=3)
 
     h2_model.hang = False
-    assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
-    await model.aclose()
-    assert [version for version, _ in h2_model.seen] == ["2"] * 4
-    assert len({port for _, port in h2_model.seen}) == 1, "a new connection was opened"
+    await served_on_one_connection(model, h2_model, calls=4)
 
 
 async def test_a_call_cancelled_before_the_answer_s_head_resets_its_stream(h2_model):
@@ -184,10 +189,7 @@ async def test_a_call_cancelled_before_the_answer_s_head_resets_its_stream(h2_mo
     h2_model.hold = True
     await cancel_once_received(model, h2_model, calls=2)
     h2_model.hold = False
-    assert (await model.complete(PROMPT, MODEL, PARAMS)).text == "return a + b"
-    await model.aclose()
-    assert [version for version, _ in h2_model.seen] == ["2"] * 3
-    assert len({port for _, port in h2_model.seen}) == 1, "a new connection was opened"
+    await served_on_one_connection(model, h2_model, calls=3)
 
 
 async def test_https_server_without_http2_is_served_over_http11(h11_model):
